@@ -1,0 +1,223 @@
+"""Settings: one home for every knob.
+
+Sources, lowest priority first:
+  1. ``configs/default.yaml`` (shipped with the repo, reviewed defaults)
+  2. a profile ``configs/<CHATDOC_PROFILE>.yaml`` (e.g. ``gpu``) or ``CHATDOC_CONFIG=/path/file.yaml``
+  3. ``CHATDOC_*`` environment variables: ``CHATDOC_<SECTION>_<FIELD>``
+     (e.g. ``CHATDOC_MODEL_QUANTIZATION=none``, ``CHATDOC_REDIS_URL=redis://...``)
+  4. keyword overrides passed to :func:`get_settings` (tests, CLI flags)
+
+Invalid values raise :class:`ConfigError` with one line per bad key naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = Path(os.environ.get("CHATDOC_CONFIG_DIR", REPO_ROOT / "configs"))
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and the allowed values."""
+
+
+class _Section(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+class ModelSettings(_Section):
+    base: str = "gemma-3-270m"  # built-in id, local dir, HF id in local cache, or a .gguf file
+    quantization: Literal["nf4", "fp4", "int8", "none"] = "nf4"
+    double_quant: bool = True
+    compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    cache_dir: Path = Path("~/.cache/chatdoc/models")
+    max_context_tokens: int = Field(2048, ge=128)
+    threads: int = Field(0, ge=0)  # 0 = torch default
+    backend: Literal["transformers"] = "transformers"
+
+
+class GenerationSettings(_Section):
+    max_new_tokens: int = Field(96, ge=1, le=4096)
+    greedy: bool = False
+    temperature: float = Field(0.7, gt=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    top_k: int = Field(50, ge=0)
+    repetition_penalty: float = Field(1.15, ge=1.0, le=2.0)
+    seed: int | None = None
+
+
+class AdapterSettings(_Section):
+    dir: Path = Path("adapters")  # relative paths are resolved against the repo root
+    active: str | None = None  # adapter loaded for new consultations; None = base model
+
+
+class RedisSettings(_Section):
+    url: str | None = None  # CHATDOC_REDIS_URL: use an external server; else start an embedded one
+    host: str = "127.0.0.1"
+    port: int = Field(6399, ge=0, le=65535)  # 0 = pick a free port
+    password: str | None = None  # embedded server: None = generated and stored under data_dir (0600)
+    ttl_days: float = Field(30.0, gt=0)  # retention of consultation records
+    key_prefix: str = "chatdoc"
+
+
+class PrivacySettings(_Section):
+    allow_list_file: Path = Path("configs/privacy_allow_list.yaml")
+    score_threshold: float = Field(0.4, ge=0.0, le=1.0)
+    keep_mapping: bool = False  # placeholder -> original mapping is never stored by default
+    spacy_model: str = "en_core_web_sm"
+
+
+class SafetySettings(_Section):
+    rules_file: Path = Path("configs/red_flags.yaml")
+    crisis_file: Path = Path("configs/crisis_lines.yaml")
+    locale: str = "en-GB"
+    model_second_opinion: bool = False
+
+
+class DialogueSettings(_Section):
+    personas_dir: Path = Path("personas")
+    questions_dir: Path = Path("configs/questions")
+    default_persona: str = "gp"
+    max_questions: int = Field(12, ge=1, le=60)
+    coverage_target: float = Field(0.8, gt=0.0, le=1.0)
+    use_model_wording: bool = True
+
+
+class UserSettings(_Section):
+    username: str
+    password_hash: str  # bcrypt hash; `chatdoc users hash` makes one
+    role: Literal["staff", "researcher"]
+
+
+class UISettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=0, le=65535)
+    allow_persona_select: bool = True
+    max_message_chars: int = Field(2000, ge=10)
+    concurrency_limit: int = Field(2, ge=1)
+    users: list[UserSettings] = []
+
+
+class TrainSettings(_Section):
+    output_dir: Path = Path("adapters")
+    data_dir: Path = Path("../shared/data")
+
+
+class LogSettings(_Section):
+    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    json_lines: bool = False
+    file: Path | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CHATDOC_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        protected_namespaces=(),
+    )
+
+    data_dir: Path = Path("~/.local/share/chatdoc")
+    model: ModelSettings = ModelSettings()
+    generation: GenerationSettings = GenerationSettings()
+    adapters: AdapterSettings = AdapterSettings()
+    redis: RedisSettings = RedisSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    safety: SafetySettings = SafetySettings()
+    dialogue: DialogueSettings = DialogueSettings()
+    ui: UISettings = UISettings()
+    train: TrainSettings = TrainSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    def path(self, p: Path) -> Path:
+        """Resolve a configured path: ``~`` expanded, relative paths against the repo root."""
+        p = Path(p).expanduser()
+        return p if p.is_absolute() else (REPO_ROOT / p)
+
+    @property
+    def data_path(self) -> Path:
+        return self.path(self.data_dir)
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def yaml_layers() -> dict[str, Any]:
+    """default.yaml, then the profile (CHATDOC_PROFILE) or explicit file (CHATDOC_CONFIG)."""
+    merged = _read_yaml(CONFIG_DIR / "default.yaml") if (CONFIG_DIR / "default.yaml").exists() else {}
+    profile = os.environ.get("CHATDOC_PROFILE")
+    if profile:
+        merged = _deep_merge(merged, _read_yaml(CONFIG_DIR / f"{profile}.yaml"))
+    explicit = os.environ.get("CHATDOC_CONFIG")
+    if explicit:
+        merged = _deep_merge(merged, _read_yaml(Path(explicit)))
+    return merged
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused, __call__ does the work
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return yaml_layers()
+
+
+def _describe(err: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"]
+    got = err.get("input")
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown setting"
+    return f"{key}: {msg} (got {got!r})"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build fresh settings (no cache). Raises ConfigError with a readable message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        lines = [_describe(err) for err in e.errors()]
+        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings. Call ``get_settings.cache_clear()`` after changing the environment."""
+    return load_settings()
