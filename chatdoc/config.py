@@ -93,6 +93,11 @@ class DialogueSettings(_Section):
     max_questions: int = Field(12, ge=1, le=60)
     coverage_target: float = Field(0.8, gt=0.0, le=1.0)
     use_model_wording: bool = True
+    wording_max_new_tokens: int = Field(40, ge=4, le=256)  # model wording of one question
+    wording_attempts: int = Field(2, ge=1, le=3)  # model tries before the template (guard: regenerate once)
+    wording_context_turns: int = Field(4, ge=0, le=20)  # recent turns shown to the model
+    lexicon_file: Path = Path("configs/questions/_lexicon.yaml")  # shipped fallback lexicon
+    disease_database: Path | None = None  # None = <train.data_dir>/chatdoctor/disease_database_mini.csv
 
 
 class UserSettings(_Section):

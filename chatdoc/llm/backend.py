@@ -281,6 +281,11 @@ class TransformersBackend:
             if name in self._loaded_adapters:
                 self.model.delete_adapter(name)
                 self._loaded_adapters.discard(name)
+                if not self._loaded_adapters:  # restore the plain base modules (no merge)
+                    self.model = self.model.unload()
+                    self.base_model = self.model
+                else:
+                    self.model.set_adapter(sorted(self._loaded_adapters)[0])
             if self._active == name:
                 self._active = None
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install chatdoc into ./.venv.   scripts/install.sh          -> the app
+#                                 scripts/install.sh --test   -> + test extras, Debian redis-server and chromium
+# TORCH_SPEC overrides the torch requirement (default: the 2.13.0 CPU wheel; use e.g. "torch" on a CUDA box).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WITH_TEST=0
+[ "${1:-}" = "--test" ] && WITH_TEST=1
+PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+
+if [ ! -x .venv/bin/python ]; then
+  echo "[install] creating .venv with $PY"
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+EXTRAS=""
+[ $WITH_TEST = 1 ] && EXTRAS="[test]"
+echo "[install] python packages ($TORCH_SPEC, chatdoc$EXTRAS)"
+.venv/bin/pip install -q "$TORCH_SPEC" -e ".$EXTRAS"
+
+if [ $WITH_TEST = 1 ]; then
+  need=()
+  command -v redis-server >/dev/null || need+=(redis-server)
+  [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "[install] Debian packages: ${need[*]}"
+    SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+fi
+echo "[install] done"
