@@ -118,6 +118,30 @@ class UISettings(_Section):
 class TrainSettings(_Section):
     output_dir: Path = Path("adapters")
     data_dir: Path = Path("../shared/data")
+    runs_dir: Path = Path("runs/train")  # checkpoints + logs (resume with --resume)
+    eval_dir: Path = Path("runs/adapter-eval")  # side-by-side examples from `chatdoc eval adapter`
+    sources: list[str] = ["mts", "aci", "chatdoctor"]
+    chatdoctor_limit: int | None = Field(400, ge=0)  # single-turn advice pairs; capped so questions dominate
+    max_seq_len: int = Field(448, ge=32, le=8192)
+    val_frac: float = Field(0.05, ge=0.0, lt=1.0)
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    lr: float = Field(2e-4, gt=0)
+    warmup_frac: float = Field(0.06, ge=0.0, lt=1.0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    max_minutes: float | None = Field(None, gt=0)  # wall-clock budget; LR decays by time, then stops
+    lora_layers: int | None = Field(None, ge=1)  # LoRA on the top N layers only (None = all; faster)
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(2, ge=1)
+    question_weight: float = Field(1.0, gt=0)  # loss weight of doctor turns that ask a question
+    seed: int = 0
+    threads: int = Field(0, ge=0)  # torch threads while training; 0 = torch default
+    eval_every: int = Field(100, ge=1)  # steps between validation-loss checks
+    save_every: int = Field(100, ge=1)  # steps between resumable checkpoints
+    val_max_sequences: int = Field(48, ge=1)  # packed validation sequences per periodic check
 
 
 class LogSettings(_Section):

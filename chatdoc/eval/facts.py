@@ -54,8 +54,8 @@ NEGATION_CUES = frozenset(
 )
 # words that end a negation's scope inside a clause
 AFFIRMATION_CUES = frozenset(
-    """reports reported report endorses endorsed endorse positive positives but admits admitted has have
-    had complains complaint complaints notes noted presents experiences experiencing yes however""".split()
+    """reports reported report endorses endorsed endorse positive positives but admits admitted complains
+    complaint complaints notes noted presents experiences experiencing yes however""".split()
 )
 
 # generic words that carry no clinical content on their own (dropped from key terms)
@@ -67,7 +67,8 @@ GENERIC = frozenset(
     past medical previous prior since ago time times day days week weeks month months year years old
     year-old denies deny denied review system systems ros positive negative positives negatives endorses
     endorse endorsed admits summary chief hpi pmh social family medication medications allergy allergies
-    include includes including level""".split()
+    include includes including level occasional occasionally social socially rarely regularly regular
+    frequently daily weekends sometimes moderate diagnosed diagnosis""".split()
 )
 
 # stem -> canonical concept (applied after stemming, to both sides)
@@ -92,7 +93,7 @@ _SYN_WORDS: dict[str, tuple[str, ...]] = {
     "sexual": ("sexual", "sexually", "intercourse", "condom", "condoms", "partner", "partners"),
     "travel": ("travel", "travels", "traveled", "travelled", "trip", "abroad", "camping"),
     "drug": ("drug", "drugs", "illicit", "recreational", "cocaine", "marijuana", "cannabis", "heroin"),
-    "medic": ("medication", "medications", "medicine", "medicines", "pill", "pills", "tablets", "meds", "prescription"),
+    "medicat": ("medication", "medications", "medicine", "medicines", "pill", "pills", "tablets", "meds", "prescription"),
     "cough": ("cough", "coughing", "coughs"),
     "diarrhea": ("diarrhea", "diarrhoea", "loose"),
     "chill": ("chills", "chill", "rigors", "shivering"),
@@ -108,6 +109,8 @@ _SYN_WORDS: dict[str, tuple[str, ...]] = {
     "infect": ("infection", "infections", "infected"),
     "injuri": ("injury", "injuries", "trauma", "injured"),
     "live": ("live", "lives", "living"),
+    "unconsci": ("unconscious", "unresponsive", "unconsciousness", "unrousable"),
+    "pregnan": ("pregnant", "pregnancy", "pregnancies", "gestation", "gravid"),
 }
 
 _stemmer = PorterStemmer()
@@ -123,17 +126,36 @@ def _build_syn() -> dict[str, str]:
     for canon, words in _SYN_WORDS.items():
         for w in words:
             out[w] = canon
-            out[_stem(w)] = canon
+            if _stem(w) not in _AMBIGUOUS_STEMS:
+                out[_stem(w)] = canon
     return out
+
+
+# stems shared by unrelated words ("medication" and "medical" both stem to "medic")
+_AMBIGUOUS_STEMS = {"medic", "drink"}
 
 
 _SYN = _build_syn()
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
+# multi-word expressions folded to one word before tokenizing
+PHRASES = {
+    r"\bshort(?:ness)? of breath\b": "dyspnea",
+    r"\bout of breath\b": "dyspnea",
+    r"\bthrowing up\b": "vomiting",
+    r"\bpassing out\b|\bpassed out\b": "fainting",
+}
+_PHRASES = [(re.compile(k), v) for k, v in PHRASES.items()]
+
+
 def words(text: str) -> list[str]:
     """Lower-case word tokens; hyphens split words ("non-smoker" -> "non", "smoker")."""
-    return _TOKEN_RE.findall(text.lower().replace("’", "'"))
+    text = text.lower().replace("’", "'")
+    for pat, rep in _PHRASES:
+        text = pat.sub(rep, text)
+    toks = _TOKEN_RE.findall(text)
+    return [t[:-2] if t.endswith("'s") else t for t in toks]
 
 
 def norm(word: str) -> str:
@@ -148,7 +170,7 @@ def content_terms(text: str) -> list[str]:
     """Normalized content terms of a text (stop words, negation cues and generic words removed)."""
     out = []
     for w in words(text):
-        if w in STOPWORDS or w in NEGATION_CUES or w in GENERIC:
+        if w in STOPWORDS or w in NEGATION_CUES or w in GENERIC or w.isdigit():
             continue
         n = norm(w)
         if n in GENERIC or n in STOPWORDS:
@@ -166,25 +188,70 @@ def needed(n: int, threshold: float = THRESHOLD) -> int:
     return max(1, math.ceil(threshold * n - 1e-9)) if n else 0
 
 
-_CLAUSE_SPLIT = re.compile(r"(?:[.;!?](?:\s|$))|\n|•|\u2022|\s-\s|\|")
+_CLAUSE_SPLIT = re.compile(r"(?:[.!?](?:\s|$))|\n|•|\u2022|\s-\s|\|")
+
+
+def content_lines(text: str) -> str:
+    """The summary without meta lines (triage, red flags, unanswered, ...), which are not history."""
+    return "\n".join(ln for ln in text.splitlines() if not META_LABELS.match(ln.lstrip("#*-• ")))
 
 
 def split_clauses(text: str) -> list[str]:
-    return [c.strip(" -*:\t") for c in _CLAUSE_SPLIT.split(text) if c and c.strip(" -*:\t")]
+    """Clauses: sentence ends, new lines, bullets. ';' and ',' stay inside a clause, so a list under
+    "negatives:" keeps its polarity ("pertinent negatives: cough; fever")."""
+    return [c.strip(" -*:\t") for c in _CLAUSE_SPLIT.split(content_lines(text)) if c and c.strip(" -*:\t")]
 
 
-def polar_terms(clause: str) -> list[tuple[str, bool]]:
-    """(normalized term, negated?) for each content word of a clause, by a left-to-right cue scan."""
-    neg = False
-    out: list[tuple[str, bool]] = []
-    for w in words(clause):
+_SCAN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[:;,]")
+_VALUE_NEG = re.compile(r"\b([a-z][a-z /-]{1,40}?)\s*:\s*(?:no|none|denies|denied|never|negative|nil)\b(?!\s+[a-z]+\s*:)")
+
+
+def _scan(clause: str) -> list[tuple[str, bool, int]]:
+    """(word, negated?, part index) for every word of a clause, by a left-to-right cue scan.
+
+    A negation cue turns negation on, an affirmation cue turns it off. ``label: no`` is read as
+    ``no label`` ("smoking: no"). A ``label:`` starts a new scope (negation off) unless the label
+    itself is a cue ("negatives: a; b" keeps both negated). ``;`` ends a negation that did not come
+    from such a list header ("does not smoke; drinks wine"). ``,`` and ``;`` start a new part.
+    """
+    text = clause.lower().replace("’", "'")
+    for pat, rep in _PHRASES:
+        text = pat.sub(rep, text)
+    text = _VALUE_NEG.sub(lambda m: f"no {m.group(1)}", text)
+    toks = _SCAN_RE.findall(text)
+    out: list[tuple[str, bool, int]] = []
+    neg, base, part = False, False, 0  # base: polarity set by a list header ("negatives:")
+    for i, t in enumerate(toks):
+        if t in (",", ";"):
+            part += 1
+            if t == ";":
+                neg = base
+            continue
+        if t == ":":
+            continue
+        w = t[:-2] if t.endswith("'s") else t
+        is_label = i + 1 < len(toks) and toks[i + 1] == ":"
         if w in NEGATION_CUES:
             neg = True
+            if is_label:
+                base = True
             continue
         if w in AFFIRMATION_CUES:
             neg = False
+            if is_label:
+                base = False
             continue
-        if w in STOPWORDS or w in GENERIC:
+        if is_label:
+            neg = base = False
+        out.append((w, neg, part))
+    return out
+
+
+def polar_terms(clause: str) -> list[tuple[str, bool]]:
+    """(normalized term, negated?) for each content word of a clause (see ``_scan``)."""
+    out: list[tuple[str, bool]] = []
+    for w, neg, _part in _scan(clause):
+        if w in STOPWORDS or w in GENERIC or w.isdigit():
             continue
         n = norm(w)
         if n in GENERIC:
@@ -226,7 +293,20 @@ class Match:
 
 
 def match_fact(fact: Fact, text: str, threshold: float = THRESHOLD) -> Match:
-    """Is ``fact`` present in ``text`` (a summary) with its polarity? See the module doc."""
+    """Is ``fact`` present in ``text`` (a summary) with its polarity? See the module doc.
+
+    A parenthesis gives an alternative wording: "Polycystic ovarian syndrome (PCOS)" is present when
+    either "Polycystic ovarian syndrome" or "PCOS" is."""
+    m = re.match(r"^(.*?)\s*\(([^)]+)\)\s*(.*)$", fact.text)
+    if m:
+        alts = [Fact(f"{m.group(1)} {m.group(3)}".strip(), fact.kind, fact.negated), Fact(m.group(2), fact.kind, fact.negated)]
+        results = [_match_one(a, text, threshold) for a in alts if a.terms]
+        if results:
+            return max(results, key=lambda r: (r.matched, r.found))
+    return _match_one(fact, text, threshold)
+
+
+def _match_one(fact: Fact, text: str, threshold: float) -> Match:
     terms = fact.terms
     need = needed(len(terms), threshold)
     if not terms:
@@ -257,42 +337,57 @@ META_LABELS = re.compile(
 )
 NON_CLAIM = re.compile(
     r"\b(none|not (?:reported|asked|known|discussed|obtained|recorded|provided|stated|assessed)|unknown|n/?a|"
-    r"nil|no information|not documented|pending|to be determined|unanswered)\b",
+    r"nil|no information|not documented|pending|to be determined|unanswered|false|true)\b",
     re.I,
 )
 _LABEL = re.compile(r"^\s*[A-Za-z][A-Za-z /()&-]{1,40}:\s*")
 
 
-def summary_claims(summary_text: str) -> list[str]:
-    """The individual claims of a rendered summary: clauses split on commas, labels stripped."""
-    claims: list[str] = []
-    for line in summary_text.splitlines():
-        if not line.strip() or META_LABELS.match(line.lstrip("#*-• ")):
-            continue
-        for clause in split_clauses(line):
-            clause = _LABEL.sub("", clause)
-            if META_LABELS.match(clause):
-                continue
-            for part in re.split(r",|\band\b|\bor\b", clause):
-                part = _LABEL.sub("", part).strip()
-                if not part or NON_CLAIM.search(part) and len(key_terms(part)) <= 2:
+def summary_claims_polar(summary_text: str) -> list[tuple[str, bool]]:
+    """(claim, negated?) for each claim of a rendered summary: clauses split on , ; and/or, labels
+    stripped; polarity from ``_scan`` over the whole clause ("negatives: a; b" -> both negated)."""
+    claims: list[tuple[str, bool]] = []
+    for clause in split_clauses(summary_text):
+        scanned = _scan(clause)
+        parts = re.split(r"[,;]", clause)
+        for pi, part in enumerate(parts):
+            pol = [(norm(w), neg) for w, neg, p in scanned if p == pi]
+            for sub in re.split(r"\band\b|\bor\b", part):
+                sub = _LABEL.sub("", _LABEL.sub("", sub)).strip()
+                if not sub or META_LABELS.match(sub) or (NON_CLAIM.search(sub) and len(key_terms(sub)) <= 2):
                     continue
-                if key_terms(part):
-                    claims.append(part)
+                kt = key_terms(sub)
+                if kt:
+                    negs = [neg for n, neg in pol if n in kt]
+                    claims.append((sub, any(negs)))
     return claims
 
 
-def unsupported_claims(summary_text: str, said: list[str], threshold: float = SUPPORT_THRESHOLD) -> list[dict]:
-    """Claims of the summary whose key terms are mostly absent from what the patient said."""
-    said_terms = set()
+def summary_claims(summary_text: str) -> list[str]:
+    return [c for c, _neg in summary_claims_polar(summary_text)]
+
+
+def unsupported_claims(summary_text: str, said: list[str], threshold: float = SUPPORT_THRESHOLD,
+                       denied_questions: list[str] | None = None) -> list[dict]:
+    """Claims of the summary whose key terms are mostly absent from what the patient said.
+
+    ``denied_questions``: assistant questions the patient answered with a denial ("No ...", "Not that I
+    know of."); their terms support *negated* claims only ("Negatives: neck stiffness" after "Any neck
+    stiffness?" -> "Not that I know of.").
+    """
+    said_terms: set[str] = set()
     for s in said:
         said_terms.update(content_terms(s))
+    denied_terms: set[str] = set()
+    for q in denied_questions or []:
+        denied_terms.update(content_terms(q))
     out = []
-    for claim in summary_claims(summary_text):
+    for claim, neg in summary_claims_polar(summary_text):
         terms = key_terms(claim)
-        hit = sum(1 for t in terms if t in said_terms)
+        support = said_terms | denied_terms if neg else said_terms
+        hit = sum(1 for t in terms if t in support)
         if hit < needed(len(terms), threshold):
-            out.append({"claim": claim, "terms": terms, "supported_terms": hit})
+            out.append({"claim": claim, "negated": neg, "terms": terms, "supported_terms": hit})
     return out
 
 

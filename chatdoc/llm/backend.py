@@ -32,6 +32,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = STOP_SEQUENCES
     adapter: str | None | type[Ellipsis] = ...  # ... = the backend's active adapter; None = base
     seed: int | None = None
+    include_stop: bool = False  # keep the stop sequence in the text (e.g. stop at "?" and keep it)
 
 
 @dataclass
@@ -83,7 +84,8 @@ class Backend(Protocol):
 class _StopBuffer:
     """Holds back text that might be the start of a stop sequence; reports when one appears."""
 
-    def __init__(self, stops: tuple[str, ...]):
+    def __init__(self, stops: tuple[str, ...], include: bool = False):
+        self.include = include
         self.stops = tuple(s for s in stops if s)
         self.hold = max((len(s) for s in self.stops), default=1) - 1
         self.buf = ""
@@ -93,9 +95,11 @@ class _StopBuffer:
         if self.stopped:
             return ""
         self.buf += piece
-        cut = min((i for i in (self.buf.find(s) for s in self.stops) if i >= 0), default=-1)
-        if cut >= 0:
-            out, self.buf, self.stopped = self.buf[:cut], "", True
+        hits = [(i, s) for s in self.stops if (i := self.buf.find(s)) >= 0]
+        if hits:
+            cut, stop = min(hits)
+            end = cut + len(stop) if self.include else cut
+            out, self.buf, self.stopped = self.buf[:end], "", True
             return out
         if len(self.buf) > self.hold:
             out, self.buf = self.buf[: len(self.buf) - self.hold], self.buf[len(self.buf) - self.hold :]
@@ -322,7 +326,7 @@ class TransformersBackend:
             ids = ids[:, -budget:]
         ids = ids.to(self.model.device if hasattr(self.model, "device") else self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        stop_buf = _StopBuffer(request.stop)
+        stop_buf = _StopBuffer(request.stop, request.include_stop)
         handle = StreamHandle(pieces=iter(()), cancel_event=cancel)
         meta = handle._meta
         meta["new_tokens"] = 0

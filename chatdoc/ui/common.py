@@ -22,9 +22,12 @@ SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica N
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 
 CSS = """
-.gradio-container { max-width: 960px !important; margin: 0 auto; }
+.gradio-container { max-width: 1000px !important; width: 100% !important; margin: 0 auto; }
 #triage-banner { background: #b00020; color: #fff; border: 4px solid #7a0016; border-radius: 10px;
   padding: 16px 18px; font-size: 1.25rem; font-weight: 700; line-height: 1.4; }
+#triage-banner, #triage-banner * { color: #fff !important; }
+#banner-slot { position: sticky; top: 0; z-index: 100; }
+#chat button[aria-label="Clear"] { display: none !important; }
 #triage-banner .banner-title { font-size: 1.6rem; display: block; margin-bottom: 6px; }
 #triage-banner .banner-text { white-space: pre-wrap; }
 .cd-notice { border-radius: 8px; padding: 10px 12px; margin: 4px 0; }
@@ -133,3 +136,8 @@ def safe_handler(on_error):
         return wrapper
 
     return deco
+
+
+def private() -> dict:
+    """Event kwargs: hidden from the API page and Gradio clients (the browser still calls them)."""
+    return {"api_visibility": "private"}

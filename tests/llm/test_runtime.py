@@ -68,3 +68,9 @@ def test_stop_buffer_passes_text_without_stop():
     sb = _StopBuffer(("\nPatient:",))
     out = "".join(sb.feed(p) for p in ["Does ", "it hurt?"]) + sb.flush()
     assert out == "Does it hurt?"
+
+
+def test_stop_buffer_can_keep_the_stop_sequence():
+    sb = _StopBuffer(("?", "\n"), include=True)
+    out = "".join(sb.feed(p) for p in ["Where does ", "it hurt? And", " why?"]) + sb.flush()
+    assert out == "Where does it hurt?"

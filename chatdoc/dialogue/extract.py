@@ -1,0 +1,530 @@
+"""Rule-based clinical extraction from (redacted) patient turns into the structured history.
+
+Every value stored is a span of what the patient said (or a fixed normalisation of it, such as a 0-10
+severity number or "non-smoker" from "I don't smoke"), so a summary built from the state cannot
+contain a fact the patient did not give. Symptoms are matched with the red-flag concepts plus the
+dialogue lexicon and checked for negation with the safety package's windowed NegEx (negspacy), so
+"no fever" becomes a pertinent negative. Short answers ("no", "I don't know", "yes") are recorded
+against the slot of the question just asked (``last_slot``) and the symptoms that question named.
+
+The 270M base model is not used here: measured on the scripted cases it added nothing the rules
+missed and invented values, so rules carry extraction (see chatdoc/dialogue/README.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+
+from chatdoc.dialogue.lexicon import get_lexicon
+from chatdoc.dialogue.state import HPI_FIELDS, LIST_SLOTS, History, Profile
+
+NUM_WORDS = r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a couple of|couple of|several|a|an)"
+UNIT = r"(?:minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|nights?)"
+DAYS = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+
+RX = {
+    "severity_num": re.compile(r"\b(\d{1,2}(?:\.5)?)\s*(?:/|out of|outta)\s*(?:10|ten)\b"),
+    "severity_word": re.compile(r"\b(mild|moderate|severe|excruciating|unbearable|agonising|really bad|terrible|"
+                                r"worst (?:\w+ ){0,2}(?:ever|of my life))\b"),
+    "duration": re.compile(rf"\b(?:for|over|past|last|nearly|almost)\s+(?:the\s+)?(?:past\s+|last\s+)?((?:about\s+|around\s+|"
+                           rf"nearly\s+|almost\s+|over\s+|more than\s+)?{NUM_WORDS}\s+(?:\w+\s+)?{UNIT})\b"),
+    "ago": re.compile(rf"\b((?:about\s+|around\s+)?{NUM_WORDS}\s+{UNIT}\s+ago)\b"),
+    "since": re.compile(rf"\b(since\s+(?:yesterday|last\s+\w+|this\s+(?:morning|afternoon|evening)|the\s+weekend|{DAYS}|"
+                        r"christmas|\d{1,2}\s*(?:am|pm)|\w+ (?:morning|night|evening)))\b"),
+    "started": re.compile(rf"\b(?:started|began|begun|came on|start(?:ing)?|kicked in)\s+((?:about\s+)?(?:yesterday|today|this\s+"
+                          rf"(?:morning|afternoon|evening)|last\s+(?:night|week|month)|on\s+{DAYS}|{DAYS}|overnight|"
+                          r"suddenly|gradually|all of a sudden|out of nowhere|slowly)(?:\s+(?:morning|evening|night|afternoon))?)"),
+    "sudden": re.compile(r"\b(suddenly|all of a sudden|out of nowhere|out of the blue|gradually|slowly|came on quickly)\b"),
+    "location": re.compile(
+        r"\b((?:back|front|top|side|left side|right side|base) of (?:my |the |his |her )?(?:head|neck|chest|tummy|stomach|abdomen))\b"
+        r"|\b(?:in|on|at|behind|around|across|over|under|into)\s+(?:the\s+|my\s+|his\s+|her\s+|their\s+)?("
+        r"(?:(?:left|right|upper|lower|top|bottom|middle|centre|center|front|lower right|lower left|upper right|upper left|"
+        r"both)\s+(?:side\s+of\s+(?:my\s+|the\s+)?)?)?(?:head|forehead|temples?|eyes?|face|jaw|neck|throat|chest|"
+        r"breastbone|ribs?|stomach|tummy|belly|abdomen|lower back|back|shoulders?|arms?|hands?|legs?|knees?|"
+        r"feet|foot|hips?|groin|ears?|side))\b"
+        r"|\b((?:left|right)[- ]sided|one side|both sides|all over)\b"),
+    "character": re.compile(r"\b(throbbing|pounding|pulsating|sharp|stabbing|dull|aching|achy|burning|crushing|tight|tightness|"
+                            r"squeezing|pressing|pressure|heavy|heaviness|cramping|cramp-like|gnawing|shooting|tearing|"
+                            r"colicky|band-like|like a tight band|dry|chesty|productive|itchy|spinning)\b"),
+    "radiation": re.compile(r"\b(?:spreads?|spreading|radiat\w+|goes|going|moves?|moving|travels?|travelling|shoots?|shooting)"
+                            r"\s+(?:up|down|into|to|through|across|round|around)\s+((?:my |the |his |her )?[a-z ]{2,30}?)"
+                            r"(?=[.,;!?]|\s+and\b|\s+when\b|$)"),
+    "no_radiation": re.compile(r"\b(?:doesn'?t|does not|dont|don'?t|not|never)\s+(?:\w+\s+)?(?:spread|radiate|go anywhere|move)"
+                               r"|\bstays? (?:in one place|there|put)\b"),
+    "timing": re.compile(r"\b(constant(?:ly)?|all the time|comes and goes|on and off|off and on|intermittent(?:ly)?|"
+                         r"worse (?:in the )?(?:mornings?|evenings?|at night)|every (?:day|morning|night|evening)|"
+                         r"at night|in the mornings?|first thing)\b"),
+    "aggravating": re.compile(r"\b(?:worse|aggravated|hurts more|bad)\s+(?:when|with|if|after|on|during|by|whenever)\s+"
+                              r"([^.,;!?]{2,40}?)(?=[.,;!?]|\s+and\b|\s+but\b|$)"
+                              r"|\b([a-z][a-z ]{1,30}?)\s+makes?\s+(?:it|the pain|them)\s+worse\b"),
+    "relieving": re.compile(r"\b(?:better|eases?|eased|relieved|settles?|helps?|helped)\s+(?:when|with|if|after|by|from)\s+"
+                            r"([^.,;!?]{2,40}?)(?=[.,;!?]|\s+and\b|\s+but\b|$)"
+                            r"|\b([a-z][a-z ]{1,30}?)\s+(?:helps|helped|makes (?:it|the pain) better|eases it|takes the edge off)\b"
+                            r"|\b(nothing (?:helps|has helped|seems to help|works))\b"),
+    "allergy": re.compile(r"\ballergic to\s+([a-z][a-z -]{1,30}?)(?=[.,;!?]|\s+and\b|\s+but\b|$)|\b([a-z-]{3,20}) allergy\b"),
+    "no_allergy": re.compile(r"\b(?:no|not any|dont have any|don'?t have any|nkda|no known)\s+(?:known\s+|drug\s+)?allerg\w*"
+                             r"|\bnot allergic\b|\bno allergies\b"),
+    "no_meds": re.compile(r"\b(?:not (?:on|taking) any|don'?t take any|dont take any|no)\s+(?:regular\s+)?"
+                          r"(?:medicines?|medications?|meds|tablets|pills|drugs)\b"),
+    "no_pmh": re.compile(r"\b(?:no|not any|dont have any|don'?t have any)\s+(?:other\s+)?(?:medical (?:conditions?|problems?|history)|"
+                         r"health (?:conditions?|problems?)|long-?term conditions?|conditions?)\b|\bfit and well\b|\bnever been ill\b"),
+    "no_fh": re.compile(r"\bno family history\b|\bnothing (?:that )?runs in (?:my|the) family\b|\bnot that i know of\b"),
+    "smoking_amount": re.compile(r"\b(?:smoke|smoking)\s+(?:about\s+|around\s+)?(\d+|a pack|half a pack|\w+)\s+(?:cigarettes?\s+|cigs?\s+)?"
+                                 r"(?:a|per|each)\s+day\b"),
+    "ex_smoker": re.compile(r"\b(ex-?smoker|used to smoke|gave up smoking|quit smoking|stopped smoking)\b"),
+    "non_smoker": re.compile(r"\b(?:don'?t|dont|do not|never)\s+(?:\w+\s+)?smoked?\b|\bnon-?smoker\b"),
+    "smoker": re.compile(r"\b(?:i smoke|i'?m a smoker|im a smoker|smoker|i vape|vaping)\b"),
+    "alcohol_amount": re.compile(r"\b((?:about |around )?\d+\s+units?(?:\s+(?:a|per)\s+(?:week|day))?|drink (?:\w+\s+){0,4}?(?:a|per|each|every)\s+"
+                                 r"(?:week|night|day|weekend)|(?:drink|drinks) (?:socially|occasionally|rarely|at weekends|"
+                                 r"most nights|every night))\b"),
+    "no_alcohol": re.compile(r"\b(?:don'?t|dont|do not|never)\s+drink\b|\bteetotal\b|\bno alcohol\b"),
+    "drugs_use": re.compile(r"\b(cannabis|weed|marijuana|cocaine|ecstasy|mdma|heroin|ketamine|speed|amphetamines?)\b"),
+    "no_drugs": re.compile(r"\bno (?:recreational |street |illegal )?drugs\b|\b(?:don'?t|dont|never) (?:take|use|do) (?:any )?"
+                           r"(?:recreational |street |illegal )?drugs\b"),
+    "occupation": re.compile(r"\bi work (?:as|in) (?:a |an )?([a-z][a-z ]{2,30}?)(?=[.,;!?]|\s+and\b|$)"
+                             r"|\bi(?:'?m| am) (?:a |an )((?:\w+ )?(?:teacher|nurse|driver|builder|engineer|student|accountant|"
+                             r"cleaner|chef|cook|carer|farmer|mechanic|electrician|plumber|programmer|developer|manager|"
+                             r"lawyer|solicitor|labourer|postman|police officer|firefighter|soldier|waiter|waitress|"
+                             r"receptionist|hairdresser|pharmacist|scientist|designer|administrator|shop assistant))\b"
+                             r"|\bi(?:'?m| am) (retired|unemployed|a student|off work|self-employed)\b"),
+    "sex": re.compile(r"\bi(?:'?m| am) (?:a )?(male|female|man|woman|guy|lady)\b|\bmy (son|daughter|boy|girl)\b"),
+    "age": re.compile(r"\b(?:i(?:'?m| am)|aged?|he(?:'?s| is)|she(?:'?s| is)|they(?:'?re| are))\s+(\d{1,3})(?:\s*(?:years?|yrs?)(?:\s+old)?)?\b"
+                      r"|\b(\d{1,3})\s*(?:years?|yrs?)[- ]old\b"),
+    "concern": re.compile(r"\b(?:worried|worry|worrying|concerned|scared|afraid|frightened|anxious that|terrified|"
+                          r"could it be|is it|might it be|do you think)\b"),
+    "family": re.compile(r"\b(mum|mom|mother|dad|father|brother|sister|grandma|grandmother|granny|nan|grandad|grandfather|"
+                         r"grandpa|aunt|auntie|uncle|cousin|parents|family|son|daughter)\b"),
+    "finish": re.compile(r"\b(?:that'?s all|that is all|that'?s it|thats it|can we (?:finish|stop|end|wrap up)|"
+                         r"i(?:'?d| would) like to (?:finish|stop|end)|i(?:'?m| am) done|no more questions|finish (?:now|up|here)|"
+                         r"let'?s (?:finish|stop|end)|end (?:the|this) (?:chat|consultation|conversation)|goodbye|bye)\b"),
+}
+
+NEG_ANSWER = re.compile(r"^\W*(?:no+|nope|nah|none|never|nothing|neither|not really|not at all|not that i(?:'ve)? noticed|"
+                        r"no,? (?:i )?(?:haven'?t|havent|don'?t|dont|didn'?t|am not|'?m not|im not)|i (?:haven'?t|havent|don'?t|dont|"
+                        r"didn'?t|am not|'?m not)|i'm not|im not|not that i know( of)?|negative)\b", re.I)
+YES_ANSWER = re.compile(r"^\W*(?:yes|yeah|yep|yup|aye|i have|i do|i am|i did|sometimes|a (?:bit|little)|definitely|"
+                        r"correct|that'?s right|it does|it is|they are)\b", re.I)
+UNKNOWN_ANSWER = re.compile(r"\b(?:(?:i )?(?:don'?t|dont|do not) know|not sure|no idea|unsure|can'?t remember|cant remember|"
+                            r"don'?t remember|dont remember|can'?t say|no clue)\b", re.I)
+
+
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+_UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
+_AGE_WORDS = re.compile(r"\b(?:i(?:'?m| am)|aged?|he(?:'?s| is)|she(?:'?s| is))\s+(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
+                        r"(?:[\s-](one|two|three|four|five|six|seven|eight|nine))?\b")
+
+
+@dataclass
+class Hit:
+    concept: str
+    start: int
+    end: int
+    text: str
+    negated: bool
+
+
+def _lower(text: str) -> str:
+    return text.replace("\u2019", "'").replace("\u2018", "'").lower()
+
+
+def find_concepts(text: str) -> list[Hit]:
+    """Symptom concepts in ``text`` with NegEx negation (the safety package's adapted negspacy)."""
+    from chatdoc.safety.matcher import normalise
+    from chatdoc.safety.nlp import get_negex, get_nlp
+    from chatdoc.safety.rules import get_rules
+
+    lex = get_lexicon()
+    norm, pos = normalise(text, get_rules().spelling)
+    if not norm.strip():
+        return []
+    doc = get_nlp()(norm)
+    spans, keys = [], []
+    for cid, rx in lex.concepts.items():
+        for m in rx.finditer(norm):
+            if m.end() <= m.start():
+                continue
+            span = doc.char_span(m.start(), m.end(), label=cid, alignment_mode="expand")
+            if span is not None:
+                spans.append(span)
+                keys.append((cid, m.start(), m.end()))
+    doc.spans["dialogue"] = spans
+    get_negex("dialogue")(doc)
+    hits = []
+    for span, (cid, s, e) in zip(doc.spans["dialogue"], keys):
+        os_ = pos[min(s, len(pos) - 1)]
+        oe = pos[max(e - 1, 0)] + 1
+        negated = bool(span._.negex) or bool(_INNER_NEG.search(norm[s:e]))  # "neck isnt stiff"
+        hits.append(Hit(cid, os_, oe, text[os_:oe], negated))
+    # one concept per span: a longer span covering a shorter one wins, then the concept the question sets ask about
+    hits.sort(key=lambda h: (-(h.end - h.start), lex.rank.get(h.concept, 1), h.start))
+    out: list[Hit] = []
+    for h in hits:
+        if any(o.start <= h.start and h.end <= o.end for o in out):
+            continue
+        out.append(h)
+    out.sort(key=lambda h: h.start)
+    return out
+
+
+_INNER_NEG = re.compile(r"\b(?:isnt|arent|wasnt|werent|not|no|never|doesnt|dont|didnt|hasnt|havent|hadnt)\b")
+
+
+def _sentences(text: str) -> list[tuple[int, str]]:
+    out, start = [], 0
+    for m in re.finditer(r"[.!?;\n]+", text):
+        out.append((start, text[start:m.end()]))
+        start = m.end()
+    if start < len(text):
+        out.append((start, text[start:]))
+    return [(s, t) for s, t in out if t.strip()]
+
+
+def _clip(s: str, n: int = 100) -> str:
+    s = " ".join(s.strip().strip(".,;!? ").split())
+    return s if len(s) <= n else s[: n - 1].rstrip() + "…"
+
+
+def _add(lst: list[str], value: str) -> bool:
+    v = _clip(value)
+    if v and v.lower() not in {x.lower() for x in lst}:
+        lst.append(v)
+        return True
+    return False
+
+
+def _first(rx: re.Pattern, text: str) -> tuple[str, int, int] | None:
+    m = rx.search(text)
+    if not m:
+        return None
+    for i in range(1, (m.lastindex or 0) + 1):
+        if m.group(i):
+            return m.group(i), m.start(i), m.end(i)
+    return m.group(0), m.start(), m.end()
+
+
+class Extractor:
+    """Applies one patient turn to (history, profile). Pure: returns new dicts and the slots it filled."""
+
+    def __init__(self, history: History, profile: Profile, free_text: bool = True):
+        self.free_text = free_text  # take a free-text answer as the value of the slot just asked
+        self.h: History = copy.deepcopy(history)
+        self.p: Profile = copy.deepcopy(profile)
+        self.filled: set[str] = set()
+
+    # ------------------------------------------------------------------ helpers
+    def _set(self, slot: str, value, evidence: str, overwrite: bool = False) -> None:
+        kind, _, field = slot.partition(".")
+        if kind == "hpi":
+            if self.h["hpi"].get(field) in (None, "") or overwrite:
+                self.h["hpi"][field] = value
+        elif kind == "social":
+            if self.h["social"].get(field) in (None, "") or overwrite:
+                self.h["social"][field] = value
+        self._mark(slot, evidence)
+
+    def _mark(self, slot: str, evidence: str) -> None:
+        self.filled.add(slot)
+        self.h["evidence"].setdefault(slot, _clip(evidence, 120))
+
+    def _deny(self, slot: str, evidence: str) -> None:
+        if slot not in self.h["denied"]:
+            self.h["denied"].append(slot)
+        self._mark(slot, evidence)
+
+    def _unknown(self, slot: str, evidence: str) -> None:
+        if slot not in self.h["unknown"]:
+            self.h["unknown"].append(slot)
+        self._mark(slot, evidence)
+
+    def _ros(self, concept: str, present: bool, evidence: str) -> None:
+        ros = self.h["ros"]
+        add, drop = (ros["positives"], ros["negatives"]) if present else (ros["negatives"], ros["positives"])
+        if concept in drop:
+            drop.remove(concept)  # the latest statement wins ("no fever" ... "now I have a fever")
+        if concept not in add:
+            add.append(concept)
+        if concept == "pregnant":
+            self.p["pregnant"] = present
+            self._mark("profile.pregnant", evidence)
+        self._mark(f"ros.{concept}", evidence)
+
+    # ------------------------------------------------------------------ main
+    def apply(self, text: str, last_slot: str | None = None, question: str | None = None,
+              is_first: bool = False) -> None:
+        low = _lower(text)
+        hits = find_concepts(text)
+        before = set(self.filled)
+        self._symptoms(text, hits, is_first)
+        self._hpi(text, low, last_slot)
+        self._background(text, low, hits)
+        self._profile(text, low)
+        self._concerns(text, low)
+        new_this_turn = self.filled - before
+        if last_slot and last_slot.startswith("ros.") and NEG_ANSWER.search(low.strip()) and len(low.split()) <= 12:
+            self._ros(last_slot[4:], False, text)  # a leading "no" answers the symptom just asked about
+        elif last_slot and last_slot not in new_this_turn:
+            self._answer(text, low, last_slot, question)
+
+    def _symptoms(self, text: str, hits: list[Hit], is_first: bool) -> None:
+        lex = get_lexicon()
+        cc = self.h["chief_complaint"]
+        present = [h for h in hits if not h.negated]
+        if cc is None and present:
+            first = present[0]
+            self.h["chief_complaint"] = lex.label(first.concept) if first.concept in lex.labels else _clip(first.text, 60)
+            self.h["evidence"].setdefault("chief_complaint", _clip(text, 120))
+            self.h["cc_concept"] = first.concept
+        elif cc is None and is_first and text.strip():
+            sent = _sentences(text)[0][1]
+            self.h["chief_complaint"] = _clip(sent, 80)
+            self.h["evidence"].setdefault("chief_complaint", _clip(text, 120))
+        cc_concept = self.h.get("cc_concept")
+        for h in hits:
+            if h.concept == "pregnant" or h.concept == cc_concept:
+                if h.concept == "pregnant":
+                    self._ros("pregnant", not h.negated, h.text)
+                continue
+            self._ros(h.concept, not h.negated, h.text)
+            if not h.negated:
+                _add(self.h["hpi"].setdefault("associated", []), lex.label(h.concept))
+                self._mark("hpi.associated", h.text)
+
+    def _hpi(self, text: str, low: str, last_slot: str | None) -> None:
+        m = RX["severity_num"].search(low)
+        if m and float(m.group(1)) <= 10:
+            v = float(m.group(1))
+            self._set("hpi.severity", int(v) if v.is_integer() else v, text[m.start():m.end()], overwrite=True)
+        elif last_slot == "hpi.severity" and (m2 := re.fullmatch(r"\D{0,30}?\b(\d{1,2})\b\D{0,30}", low)) and int(m2.group(1)) <= 10:
+            self._set("hpi.severity", int(m2.group(1)), text)
+        elif (w := _first(RX["severity_word"], low)):
+            self._set("hpi.severity", text[w[1]:w[2]], text[w[1]:w[2]])
+        onset = _first(RX["ago"], low) or _first(RX["since"], low) or _first(RX["started"], low)
+        if onset:
+            self._set("hpi.onset", text[onset[1]:onset[2]], text[onset[1]:onset[2]])
+        sudden = _first(RX["sudden"], low)
+        if sudden:
+            word = text[sudden[1]:sudden[2]]
+            cur = self.h["hpi"].get("onset")
+            if cur and word.lower() not in cur.lower():
+                self.h["hpi"]["onset"] = f"{cur}, {word}"
+            elif not cur:
+                self._set("hpi.onset", word, word)
+            self.filled.add("hpi.onset")
+        dur = _first(RX["duration"], low)
+        if dur:
+            self._set("hpi.duration", text[dur[1]:dur[2]], text[dur[1]:dur[2]])
+        elif onset and RX["ago"].search(low):
+            self._set("hpi.duration", re.sub(r"\s+ago$", "", text[onset[1]:onset[2]], flags=re.I), text[onset[1]:onset[2]])
+        loc = _first(RX["location"], low)
+        if loc:
+            self._set("hpi.location", text[loc[1]:loc[2]], text[loc[1]:loc[2]])
+        ch = _first(RX["character"], low)
+        if ch:
+            self._set("hpi.character", text[ch[1]:ch[2]], text[ch[1]:ch[2]])
+        if RX["no_radiation"].search(low):
+            self._deny("hpi.radiation", text)
+        elif (rad := _first(RX["radiation"], low)):
+            self._set("hpi.radiation", text[rad[1]:rad[2]], text[rad[1]:rad[2]])
+        tm = _first(RX["timing"], low)
+        if tm:
+            self._set("hpi.timing", text[tm[1]:tm[2]], text[tm[1]:tm[2]])
+        for slot in ("aggravating", "relieving"):
+            got = _first(RX[slot], low)
+            if got:
+                s, e = got[1], got[2]
+                cut = max((m.end() for m in re.finditer(r"\b(?:and|but|so|then|because)\s+|,\s*", low[s:e])), default=0)
+                s += cut
+                self._set(f"hpi.{slot}", text[s:e], text[got[1]:got[2]])
+
+    def _background(self, text: str, low: str, hits: list[Hit]) -> None:
+        lex = get_lexicon()
+        # allergies first so "allergic to penicillin" is not read as a medication
+        allergy_spans: list[tuple[int, int]] = []
+        if RX["no_allergy"].search(low):
+            self._deny("allergies", text)
+        else:
+            for m in RX["allergy"].finditer(low):
+                g = 1 if m.group(1) else 2
+                if m.group(g) in ("no", "any", "known", "drug", "food"):
+                    continue
+                _add(self.h["allergies"], text[m.start(g):m.end(g)])
+                allergy_spans.append((m.start(), m.end()))
+                self._mark("allergies", text[m.start():m.end()])
+        if RX["no_meds"].search(low):
+            self._deny("medications", text)
+        for m in lex.drugs.finditer(low):
+            if any(s <= m.start() < e for s, e in allergy_spans):
+                continue
+            pre = low[max(0, m.start() - 40):m.start()]
+            if re.search(r"\b(?:allergic|allergy|reaction to|never taken|not taking|don'?t take|stopped)\b[^.,;]*$", pre):
+                continue
+            dose = re.match(r"\s*(\d+(?:\.\d+)?\s*(?:mg|mcg|micrograms?|g|ml|units?)\b(?:\s+(?:once|twice|three times)\s+a\s+day|"
+                            r"\s+(?:daily|a day|at night|in the morning))?)", low[m.end():])
+            end = m.end() + (dose.end() if dose else 0)
+            _add(self.h["medications"], text[m.start():end])
+            self._mark("medications", text[m.start():end])
+        if RX["no_pmh"].search(low):
+            self._deny("pmh", text)
+        if RX["no_fh"].search(low):
+            self._deny("family_history", text)
+        for off, sent in _sentences(text):
+            sl = _lower(sent)
+            fam = RX["family"].search(sl)
+            worry = RX["concern"].search(sl) or "?" in sent
+            for m in lex.conditions.finditer(sl):
+                pre = sl[:m.start()]
+                if re.search(r"\b(?:no|not|never|dont|don'?t|doesnt|doesn'?t|without)\b(?:\s+\w+){0,3}\s*$", pre):
+                    if not fam and "pmh" not in self.filled:
+                        pass  # a denied condition is not a PMH entry
+                    continue
+                cond = sent[m.start():m.end()]
+                if fam:
+                    _add(self.h["family_history"], f"{sent[fam.start():fam.end()]}: {cond}")
+                    self._mark("family_history", sent)
+                elif not worry:
+                    _add(self.h["pmh"], cond)
+                    self._mark("pmh", sent)
+        # social history
+        if (m := RX["smoking_amount"].search(low)):
+            self._set("social.smoking", f"smokes {text[m.start(1):m.end(1)]} a day", text[m.start():m.end()], overwrite=True)
+        elif RX["ex_smoker"].search(low):
+            self._set("social.smoking", "ex-smoker", text, overwrite=True)
+        elif RX["non_smoker"].search(low):
+            self._set("social.smoking", "non-smoker", text, overwrite=True)
+        elif RX["smoker"].search(low):
+            self._set("social.smoking", "smoker", text)
+        if RX["no_alcohol"].search(low):
+            self._set("social.alcohol", "none", text, overwrite=True)
+        elif (a := _first(RX["alcohol_amount"], low)):
+            self._set("social.alcohol", text[a[1]:a[2]], text[a[1]:a[2]], overwrite=True)
+        if RX["no_drugs"].search(low):
+            self._set("social.drugs", "none", text, overwrite=True)
+        elif (d := _first(RX["drugs_use"], low)):
+            self._set("social.drugs", text[d[1]:d[2]], text)
+        if (o := _first(RX["occupation"], low)):
+            self._set("social.occupation", text[o[1]:o[2]], text[o[1]:o[2]])
+
+    def _profile(self, text: str, low: str) -> None:
+        from chatdoc.safety.modifiers import find_ages
+
+        if self.p.get("age_years") is None:
+            ages = find_ages(low)
+            m = RX["age"].search(low)
+            age = ages[0].value if ages else (float(m.group(1) or m.group(2)) if m else None)
+            w = _AGE_WORDS.search(low)
+            if w:  # "I'm twenty six" (compound number words)
+                age = float(_TENS[w.group(1)] + _UNITS.get(w.group(2) or "", 0))
+            if age is not None and 0 <= age <= 120:
+                self.p["age_years"] = age
+                self._mark("profile.age", text)
+        if self.p.get("sex") is None and (s := _first(RX["sex"], low)):
+            self.p["sex"] = "male" if s[0] in ("male", "man", "guy", "son", "boy") else "female"
+            self._mark("profile.sex", text)
+
+    def _concerns(self, text: str, low: str) -> None:
+        for _, sent in _sentences(text):
+            sl = _lower(sent)
+            if RX["concern"].search(sl) or (sent.strip().endswith("?") and len(sent.split()) >= 3):
+                if RX["finish"].search(sl) and len(sent.split()) <= 6:
+                    continue
+                if _add(self.h["concerns"], sent):
+                    self._mark("concerns", sent)
+
+    # ------------------------------------------------------------------ short answers
+    def _answer(self, text: str, low: str, slot: str, question: str | None) -> None:
+        t = low.strip()
+        if RX["finish"].search(t) and len(t.split()) <= 8:
+            return  # "that's all" ends the history; it is not an answer
+        short = len(t.split()) <= 12
+        neg = bool(NEG_ANSWER.search(t)) and short
+        unk = bool(UNKNOWN_ANSWER.search(t)) and short
+        yes = bool(YES_ANSWER.search(t)) and short and not neg
+        kind, _, field = slot.partition(".")
+        context: list[str] = []
+        if kind == "ros":
+            context.append(field)
+        if question:  # symptoms the question itself named ("any nausea or vomiting?")
+            context += [h.concept for h in find_concepts(question) if h.concept not in context]
+        if unk:
+            self._unknown(slot, text)
+            return
+        if kind == "ros" or (kind == "hpi" and field == "associated" and context and (neg or yes)):
+            if neg or yes:
+                for c in context or [field]:
+                    if c == "pregnant" or f"ros.{c}" == slot or kind == "ros":
+                        self._ros(c, yes, text)
+                if kind == "hpi":
+                    if neg:
+                        self._deny(slot, text)
+                    else:
+                        self._mark(slot, text)
+            return
+        if neg:
+            if kind == "profile" and field == "pregnant":
+                self.p["pregnant"] = False
+                self._ros("pregnant", False, text)
+                return
+            if kind == "social":
+                self._set(slot, {"smoking": "non-smoker", "alcohol": "none", "drugs": "none"}.get(field, "none"), text)
+                if field == "occupation":
+                    self._deny(slot, text)
+                return
+            self._deny(slot, text)
+            return
+        if not self.free_text:
+            return
+        answer = re.sub(r"^\W*(?:yes|yeah|yep|well|um+|erm|so|ok|okay)\b[\s,.-]*", "", text.strip(), flags=re.I)
+        if not answer or len(answer.split()) > 25:
+            return
+        if kind == "hpi" and field in HPI_FIELDS:
+            if field == "severity":
+                return  # only numbers / severity words count (handled above)
+            self._set(slot, _clip(answer, 80), text)
+        elif slot in LIST_SLOTS:
+            _add(self.h[slot], answer)  # type: ignore[literal-required]
+            self._mark(slot, text)
+        elif kind == "social":
+            self._set(slot, _clip(answer, 60), text)
+        elif slot == "profile.age":
+            m = re.search(r"\b(\d{1,3})\b", answer)
+            if m and int(m.group(1)) <= 120:
+                self.p["age_years"] = float(m.group(1))
+                self._mark(slot, text)
+
+
+def wants_finish(text: str) -> bool:
+    return bool(RX["finish"].search(_lower(text)))
+
+
+def extract_turn(history: History, profile: Profile, text: str, *, last_slot: str | None = None,
+                 question: str | None = None, is_first: bool = False,
+                 free_text: bool = True) -> tuple[History, Profile, set[str]]:
+    """Apply one (redacted) patient turn. Returns (history, profile, slots filled by this turn)."""
+    ex = Extractor(history, profile, free_text)
+    ex.apply(text, last_slot=last_slot, question=question, is_first=is_first)
+    return ex.h, ex.p, ex.filled
+
+
+def is_filled(slot: str, history: History, profile: Profile) -> bool:
+    """Whether the history already answers ``slot`` (a value, a "no", or an "I don't know")."""
+    if slot in history["denied"] or slot in history["unknown"]:
+        return True
+    kind, _, field = slot.partition(".")
+    if kind == "hpi":
+        v = history["hpi"].get(field)
+        if field in ("onset", "duration") and not (bool(v) or v == 0):  # "for 3 days" answers "when did it start"
+            other = "duration" if field == "onset" else "onset"
+            v = history["hpi"].get(other) or (f"hpi.{other}" in history["denied"] or None)
+        return bool(v) or v == 0
+    if kind == "social":
+        return bool(history["social"].get(field))
+    if kind == "ros":
+        return field in history["ros"]["positives"] or field in history["ros"]["negatives"]
+    if kind == "profile":
+        key = {"age": "age_years"}.get(field, field)
+        return profile.get(key) is not None
+    if slot in LIST_SLOTS:
+        return bool(history[slot])  # type: ignore[literal-required]
+    return False

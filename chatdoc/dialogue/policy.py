@@ -1,0 +1,55 @@
+"""Proactive questioning policy: the most important unfilled item next, one at a time.
+
+Order: triage-changing items (red-flag screening) first, then by priority. An item is skipped when its
+slot is already filled (answered, volunteered earlier, denied or "don't know") or was already asked.
+History taking stops when coverage of the plan reaches ``dialogue.coverage_target``, the question
+budget ``dialogue.max_questions`` (or the persona's own) is spent, or the patient wants to finish.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatdoc.dialogue.extract import is_filled
+from chatdoc.dialogue.questions import Item, plan
+from chatdoc.dialogue.state import ConsultationState
+
+
+@dataclass
+class Decision:
+    item: Item | None
+    coverage: float
+    stop_reason: str | None  # coverage | budget | patient | exhausted | None
+
+
+def coverage(state: ConsultationState) -> float:
+    items = plan(state["history"]["complaint_set"])
+    if not items:
+        return 1.0
+    done = sum(1 for it in items if is_filled(it.slot, state["history"], state.get("profile", {})))
+    return done / len(items)
+
+
+def budget(state: ConsultationState, max_questions: int, persona_max: int | None = None) -> int:
+    return min(max_questions, persona_max) if persona_max else max_questions
+
+
+def next_question(state: ConsultationState, max_questions: int, coverage_target: float,
+                  persona_max: int | None = None) -> Decision:
+    cov = coverage(state)
+    if state.get("wants_finish"):
+        return Decision(None, cov, "patient")
+    asked = [q["slot"] for q in state.get("question_log", [])]
+    if len(asked) >= budget(state, max_questions, persona_max):
+        return Decision(None, cov, "budget")
+    if cov >= coverage_target:
+        return Decision(None, cov, "coverage")
+    items = plan(state["history"]["complaint_set"])
+    todo = [it for it in items
+            if it.slot not in asked and not is_filled(it.slot, state["history"], state.get("profile", {}))]
+    if state.get("profile", {}).get("sex") == "male":
+        todo = [it for it in todo if it.slot not in ("ros.pregnant", "profile.pregnant")]
+    if not todo:
+        return Decision(None, cov, "exhausted")
+    todo.sort(key=lambda it: (not it.triage, -it.priority))
+    return Decision(todo[0], cov, None)

@@ -1,0 +1,113 @@
+"""Wording: the model words the next question in the persona's voice; the guard and an acceptance
+check decide whether that wording is used, otherwise the item's template is.
+
+A model wording is accepted only if it is ONE short question (one "?", at most 30 words), names the
+target (one of the item's keywords or topic words) and passes :func:`chatdoc.safety.guard_output`
+(via :func:`chatdoc.safety.guarded`: blocked -> regenerate once -> template).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+from chatdoc.dialogue.personas import Persona
+from chatdoc.dialogue.questions import Item
+from chatdoc.log import logger
+
+_stats = threading.local()
+
+
+def reset_gen_stats() -> None:
+    _stats.gen_s = 0.0
+    _stats.calls = 0
+    _stats.tokens = 0
+
+
+def gen_stats() -> dict[str, float]:
+    return {"gen_s": getattr(_stats, "gen_s", 0.0), "gen_calls": getattr(_stats, "calls", 0),
+            "gen_tokens": getattr(_stats, "tokens", 0)}
+
+
+@dataclass
+class Worded:
+    text: str
+    source: str  # model | template
+    reasons: list[str]
+
+
+def _keywords(item: Item) -> list[str]:
+    words = [k.lower() for k in item.keywords]
+    words += [w for w in re.findall(r"[a-z]{4,}", item.topic.lower()) if w not in {"whether", "what", "when", "where", "they", "their", "from", "with", "about", "them"}]
+    return words
+
+
+def accept(text: str, item: Item) -> bool:
+    """One short question that names its target."""
+    t = text.strip()
+    if t.count("?") != 1 or not t.endswith("?"):
+        return False
+    if not 3 <= len(t.split()) <= 30 or "\n" in t or ":" in t or "<" in t:
+        return False
+    low = t.lower()
+    return any(k in low for k in _keywords(item))
+
+
+def _clean(raw: str) -> str:
+    t = raw.strip().split("\n")[0].strip().strip('"').strip()
+    t = re.sub(r"^(?:doctor|dr|assistant)\s*:\s*", "", t, flags=re.I)
+    if "?" in t:
+        t = t[: t.index("?") + 1]
+    return t
+
+
+def word_question(item: Item, persona: Persona, turns: list[dict], *, adapter: str | None, use_model: bool,
+                  red_flag: bool, recent_outputs: list[str]) -> Worded:
+    template = persona.phrase(item.question, item.child)
+    if not use_model:
+        return Worded(template, "template", [])
+    from chatdoc.config import get_settings
+    from chatdoc.llm import GenerationRequest, Turn, get_backend
+    from chatdoc.safety import guarded
+
+    s = get_settings()
+    backend = get_backend()
+    who = "the parent about their child's" if persona.audience == "parent" else "the patient about their"
+    system = (f"{persona.system.strip()}\nYour next reply is one short question asking {who} {item.topic or item.slot}.")
+    recent = [Turn(role=m["role"], text=m["text"]) for m in turns[-s.dialogue.wording_context_turns:]] if s.dialogue.wording_context_turns else []
+    max_new = s.dialogue.wording_max_new_tokens
+    prompt = backend.build_prompt(system, recent, max_new)
+    attempt = {"n": 0}
+
+    def generate() -> str:
+        attempt["n"] += 1
+        # stop as soon as the question ends (or at a line break): one question, no wasted tokens
+        req = GenerationRequest(prompt=prompt, max_new_tokens=max_new, greedy=attempt["n"] == 1,
+                                temperature=0.5, adapter=adapter, stop=("?", "\n"), include_stop=True)
+        t0 = time.perf_counter()
+        res = backend.generate(req)
+        _stats.gen_s = getattr(_stats, "gen_s", 0.0) + (time.perf_counter() - t0)
+        _stats.calls = getattr(_stats, "calls", 0) + 1
+        _stats.tokens = getattr(_stats, "tokens", 0) + res.new_tokens
+        text = _clean(res.text)
+        if not accept(text, item):
+            logger.debug("model wording rejected (slot {}, {} chars)", item.slot, len(text))
+            return ""  # the guard treats it as empty -> regenerate once, then template
+        return text
+
+    g = guarded(generate, system_text=system, red_flag_present=red_flag, recent_outputs=recent_outputs,
+                fallback_kind="question", question=template, max_attempts=s.dialogue.wording_attempts)
+    if g.ok:
+        return Worded(g.text, "model", g.reasons)
+    return Worded(template, "template", g.reasons)
+
+
+def chunks(text: str, n: int = 4) -> list[str]:
+    """A template reply split into a few stream chunks (word boundaries kept)."""
+    words = re.findall(r"\S+\s*", text)
+    if not words:
+        return []
+    size = max(1, -(-len(words) // n))
+    return ["".join(words[i:i + size]) for i in range(0, len(words), size)]

@@ -1,0 +1,152 @@
+"""Typed consultation state: everything the graph checkpoints (all patient text already redacted).
+
+The state is plain JSON-friendly data (TypedDicts of str/int/bool/list/dict), so the checkpointer
+serializes it without custom types and a summary can be rebuilt from it at any time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+Phase = Literal["consent", "history", "advice", "closed", "escalated"]
+Level = Literal["emergency", "urgent", "routine", "self_care", "unknown"]
+PHASES: tuple[str, ...] = ("consent", "history", "advice", "closed", "escalated")
+
+HPI_FIELDS: tuple[str, ...] = (
+    "onset", "location", "duration", "character", "severity", "radiation", "timing", "aggravating", "relieving",
+)
+SOCIAL_FIELDS: tuple[str, ...] = ("smoking", "alcohol", "drugs", "occupation")
+LIST_SLOTS: tuple[str, ...] = ("pmh", "medications", "allergies", "family_history", "concerns")
+
+
+class Message(TypedDict):
+    role: Literal["patient", "doctor"]
+    text: str  # redacted
+
+
+class Profile(TypedDict, total=False):
+    age_years: float | None
+    sex: Literal["male", "female"] | None
+    pregnant: bool | None
+
+
+class HPI(TypedDict, total=False):
+    onset: str | None
+    location: str | None
+    duration: str | None
+    character: str | None
+    severity: int | str | None  # 0-10 when a number was given, else the patient's words
+    radiation: str | None
+    timing: str | None
+    aggravating: str | None
+    relieving: str | None
+    associated: list[str]
+
+
+class Social(TypedDict, total=False):
+    smoking: str | None
+    alcohol: str | None
+    drugs: str | None
+    occupation: str | None
+
+
+class ROS(TypedDict):
+    positives: list[str]  # concept ids
+    negatives: list[str]  # pertinent negatives (concept ids)
+
+
+class History(TypedDict):
+    chief_complaint: str | None
+    cc_concept: str | None  # symptom concept of the chief complaint
+    complaint_set: str  # question-set id chosen for the complaint
+    hpi: HPI
+    pmh: list[str]
+    medications: list[str]
+    allergies: list[str]
+    family_history: list[str]
+    social: Social
+    ros: ROS
+    concerns: list[str]
+    denied: list[str]  # slots the patient answered "no / none" to
+    unknown: list[str]  # slots the patient answered "I don't know" to
+    evidence: dict[str, str]  # slot -> the (redacted) patient words it came from
+
+
+class RedFlag(TypedDict):
+    id: str
+    title: str
+    level: str
+    evidence: str
+
+
+class Triage(TypedDict):
+    level: Level
+    red_flags: list[RedFlag]
+    crisis: bool
+    crisis_kind: str | None
+
+
+class QuestionLog(TypedDict):
+    slot: str
+    turn: int  # patient turn index the question followed
+    text: str
+    source: Literal["model", "template"]
+    answered: bool
+
+
+class Reply(TypedDict, total=False):
+    text: str
+    banner: str | None
+    kind: str  # greeting | question | advice | emergency | crisis | refusal | ack | close
+    source: Literal["model", "template"]
+    slot: str | None
+    guard_reasons: list[str]
+
+
+class ConsultationState(TypedDict, total=False):
+    session_id: str
+    persona: str
+    adapter: str | None
+    phase: Phase
+    messages: list[Message]
+    profile: Profile
+    history: History
+    triage: Triage
+    question_log: list[QuestionLog]
+    last_slot: str | None  # slot of the question the patient is answering
+    privacy: dict[str, Any]  # chatdoc.privacy.PlaceholderState (no raw identifiers)
+    crisis_pending: bool  # crisis message shown, waiting for is_acknowledgement
+    crisis_acknowledged: bool
+    escalation_shown: bool  # the first emergency reply was given
+    flagged: bool
+    request_kind: str  # classify_request kind of the latest patient turn
+    wants_finish: bool
+    advice_given: bool
+    pending: dict[str, Any]  # the latest resume value: {"text": redacted, "privacy": {...}} or {"action": "end"}
+    action: str  # decide's choice for this turn
+    draft: Reply
+    reply: Reply
+    summary: dict[str, Any] | None
+    timings: dict[str, float]  # last turn: ms per stage + model generation seconds
+
+
+def empty_history() -> History:
+    return History(
+        chief_complaint=None, cc_concept=None, complaint_set="general", hpi=HPI(associated=[]), pmh=[], medications=[], allergies=[],
+        family_history=[], social=Social(), ros=ROS(positives=[], negatives=[]), concerns=[], denied=[], unknown=[],
+        evidence={},
+    )
+
+
+def new_state(session_id: str, persona: str, adapter: str | None, privacy: dict[str, Any]) -> ConsultationState:
+    return ConsultationState(
+        session_id=session_id, persona=persona, adapter=adapter, phase="history", messages=[], profile=Profile(),
+        history=empty_history(), triage=Triage(level="unknown", red_flags=[], crisis=False, crisis_kind=None),
+        question_log=[], last_slot=None, privacy=privacy, crisis_pending=False, crisis_acknowledged=False, escalation_shown=False,
+        flagged=False, request_kind="ok", wants_finish=False, advice_given=False, pending={}, action="",
+        draft=Reply(), reply=Reply(), summary=None, timings={},
+    )
+
+
+def patient_turns(state: ConsultationState) -> list[str]:
+    return [m["text"] for m in state.get("messages", []) if m["role"] == "patient"]

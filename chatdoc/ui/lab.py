@@ -1,0 +1,172 @@
+"""Researcher view (``/lab``, log-in with role ``researcher``): adapters and side-by-side comparison."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from chatdoc.ui.auth import require
+from chatdoc.ui.common import notice, private, safe_handler, service
+from chatdoc.ui.text import dump, escape_html, get
+
+ROLE = "researcher"
+BASE = "(base model)"
+MAX_SCRIPT_LINES = 12
+
+
+def adapters_html(items) -> str:
+    if not items:
+        return '<p id="adapter-empty">No adapters found in the adapters directory.</p>'
+    rows = []
+    for a in items:
+        card = dump(get(a, "card") or {})
+        card = card if isinstance(card, dict) else {}
+        ok = get(a, "ok") and get(a, "compatible", True)
+        status = "usable" if ok else escape_html(get(a, "error") or ("incompatible" if get(a, "ok") else "unusable"))
+        details = "".join(
+            f"<li><b>{escape_html(k)}</b>: {escape_html(v if not isinstance(v, (dict, list)) else dump(v))}</li>"
+            for k, v in card.items()
+            if k not in ("description",) and v not in (None, "", [], {})
+        )
+        badge = ' <span class="cd-tag routine">active</span>' if get(a, "active") else ""
+        rows.append(
+            "<tr>"
+            f"<td><b>{escape_html(get(a, 'name'))}</b>{badge}</td>"
+            f"<td>{escape_html(card.get('description') or '')}<details><summary>card</summary><ul>{details}</ul></details></td>"
+            f"<td>{status}</td></tr>"
+        )
+    return (
+        '<table class="cd-table" id="adapter-table"><thead><tr><th>Adapter</th><th>Card</th><th>Status</th></tr>'
+        "</thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+def comparison_html(comp) -> str:
+    rows = get(comp, "rows") or []
+    cols = []
+    for r in rows:
+        name = get(r, "adapter") or BASE
+        replies = get(r, "replies") or []
+        timings = get(r, "timings") or []
+        items = []
+        for i, rep in enumerate(replies):
+            t = timings[i] if i < len(timings) else None
+            text = get(rep, "text") if isinstance(rep, dict) else rep
+            extra = []
+            if isinstance(rep, dict) and rep.get("source"):
+                extra.append(f"source {escape_html(rep['source'])}")
+            secs = t if isinstance(t, (int, float)) else (get(t, "total_s") if isinstance(t, dict) else None)
+            if isinstance(secs, (int, float)):
+                extra.append(f"{secs:.2f} s")
+            meta = f" <small>({', '.join(extra)})</small>" if extra else ""
+            banner = get(rep, "banner") if isinstance(rep, dict) else None
+            b_html = f'<div class="cd-redflag">{escape_html(banner)}</div>' if banner else ""
+            items.append(f'<li>{b_html}<span class="cd-pre">{escape_html(text)}</span>{meta}</li>')
+        cols.append(
+            f'<div class="col" data-adapter="{escape_html(name)}"><h4>{escape_html(name)}</h4><ol>{"".join(items)}</ol></div>'
+        )
+    return '<div class="cd-cmp" id="comparison">' + "".join(cols) + "</div>"
+
+
+def build_lab(settings=None) -> gr.Blocks:
+    with gr.Blocks(title="chatdoc — lab", analytics_enabled=False) as demo:
+        comp_state = gr.State(None)
+        with gr.Row():
+            gr.HTML('<h2 style="margin:0">Adapters and comparisons</h2>')
+            who = gr.HTML(elem_id="lab-user")
+            gr.Button("Log out", link="/lab/logout", size="sm", scale=0)
+        table = gr.HTML(elem_id="adapter-list")
+        with gr.Row():
+            active = gr.Dropdown(choices=[], label="Adapter for new consultations", elem_id="active-adapter")
+            activate_btn = gr.Button("Use for new consultations", elem_id="activate-btn", scale=0)
+        note = gr.HTML(elem_id="lab-notice")
+        gr.HTML("<h3>Compare</h3>")
+        script = gr.Textbox(
+            label="Patient message(s) — one per line for a scripted consultation",
+            lines=4,
+            elem_id="compare-input",
+        )
+        with gr.Row():
+            chosen = gr.CheckboxGroup(choices=[], label="Adapters (the base model is always included)", elem_id="compare-adapters")
+            persona = gr.Dropdown(choices=[], label="Persona", elem_id="compare-persona")
+        with gr.Row():
+            run_btn = gr.Button("Run comparison", variant="primary", elem_id="compare-btn")
+            save_btn = gr.Button("Save comparison", elem_id="save-compare-btn", interactive=False)
+        result = gr.HTML(elem_id="compare-result")
+
+        def _err(message: str):
+            return {note: notice(message, "warn", "lab-error")}
+
+        def _adapter_outputs(keep=None):
+            items = service().list_adapters()
+            usable = [get(a, "name") for a in items if get(a, "ok") and get(a, "compatible", True)]
+            current = next((get(a, "name") for a in items if get(a, "active")), None)
+            return {
+                table: adapters_html(items),
+                active: gr.update(choices=[BASE] + usable, value=current or BASE),
+                chosen: gr.update(choices=usable, value=[n for n in (keep or usable[:1]) if n in usable]),
+            }
+
+        @safe_handler(_err)
+        def on_load(request: gr.Request):
+            user = require(request, ROLE)
+            out = _adapter_outputs()
+            personas = service().list_personas()
+            out[persona] = gr.update(
+                choices=[(get(p, "display_name") or get(p, "name"), get(p, "name")) for p in personas],
+                value=get(personas[0], "name") if personas else None,
+            )
+            out[who] = f'<span id="lab-user-name">Signed in as {escape_html(user)}</span>'
+            return out
+
+        demo.load(on_load, None, [table, active, chosen, persona, who, note], **private())
+
+        @safe_handler(_err)
+        def on_activate(name, keep, request: gr.Request):
+            require(request, ROLE)
+            target = None if not name or name == BASE else name
+            service().activate_adapter(target)
+            out = _adapter_outputs(keep)
+            out[note] = notice(
+                f"New consultations will use {'the base model' if target is None else target}.", "ok", "lab-ok"
+            )
+            return out
+
+        activate_btn.click(on_activate, [active, chosen], [table, active, chosen, note], **private())
+
+        @safe_handler(_err)
+        def on_compare(text, names, persona_name, request: gr.Request):
+            require(request, ROLE)
+            lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+            if not lines:
+                return _err("Type at least one patient message.")
+            if len(lines) > MAX_SCRIPT_LINES:
+                return _err(f"At most {MAX_SCRIPT_LINES} messages per comparison.")
+            adapters = [None] + [n for n in (names or []) if n and n != BASE]
+            comp = service().compare(lines, adapters, persona=persona_name or None)
+            return {
+                comp_state: comp,
+                result: comparison_html(comp),
+                save_btn: gr.update(interactive=True),
+                note: notice(f"Compared {len(adapters)} models on {len(lines)} message(s).", "ok", "lab-ok"),
+            }
+
+        run_btn.click(
+            on_compare,
+            [script, chosen, persona],
+            [comp_state, result, save_btn, note],
+            concurrency_limit=1,
+            concurrency_id="lab-compare",
+            **private(),
+        )
+
+        @safe_handler(_err)
+        def on_save(comp, request: gr.Request):
+            require(request, ROLE)
+            if comp is None:
+                return _err("Run a comparison first.")
+            rid = service().save_comparison(comp)
+            return {note: notice(f"Comparison saved as {rid}.", "ok", "lab-saved"), save_btn: gr.update(interactive=False)}
+
+        save_btn.click(on_save, [comp_state], [note, save_btn], **private())
+
+    return demo

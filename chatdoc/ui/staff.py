@@ -1,0 +1,329 @@
+"""Staff view (``/staff``, log-in with role ``staff``): consultation list, transcript, summary review.
+
+Every value shown comes from a handler run after log-in (never from the page config), and every
+handler re-checks the role, so an anonymous request gets no consultation data through the page or the
+API routes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from chatdoc.ui.auth import require
+from chatdoc.ui.common import notice, private, safe_handler, service
+from chatdoc.ui.text import dump, escape_html, fmt_time, get
+
+ROLE = "staff"
+STATUSES = ["consent", "history", "advice", "escalated", "closed"]
+TRIAGE = ["emergency", "urgent", "routine", "self_care", "unknown"]
+ANY = "any"
+_SID_RE = re.compile(r"^[A-Za-z0-9_\-]{16,200}$")
+
+
+def _export_dir() -> Path:
+    d = Path(tempfile.gettempdir()) / f"chatdoc-exports-{os.getuid()}"
+    d.mkdir(mode=0o700, exist_ok=True)
+    return d
+
+
+def tag(level: str | None) -> str:
+    lvl = level if level in TRIAGE else "unknown"
+    return f'<span class="cd-tag {lvl}">{escape_html(lvl.replace("_", " "))}</span>'
+
+
+def list_html(items) -> str:
+    if not items:
+        return '<p id="consult-empty">No consultations match.</p>'
+    rows = []
+    for m in items:
+        sid = get(m, "id") or ""
+        rows.append(
+            "<tr>"
+            f"<td>{tag(get(m, 'triage_level'))}{' &#9873;' if get(m, 'flagged') else ''}</td>"
+            f"<td>{escape_html(get(m, 'status'))}</td>"
+            f"<td>{escape_html(fmt_time(get(m, 'updated_at')))}</td>"
+            f"<td>{escape_html(get(m, 'title') or '')}</td>"
+            f"<td>{'&#10003; ' + escape_html(get(m, 'approved_by')) if get(m, 'approved_by') else ''}</td>"
+            f"<td><code>{escape_html(sid[:10])}</code></td>"
+            "</tr>"
+        )
+    return (
+        '<table class="cd-table" id="consult-table"><thead><tr><th>Triage</th><th>Status</th><th>Updated</th>'
+        "<th>Complaint</th><th>Approved</th><th>Id</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+def _choice_label(m) -> str:
+    title = get(m, "title") or "(no complaint yet)"
+    return f"[{get(m, 'triage_level')}] {fmt_time(get(m, 'updated_at'))} · {title} · {str(get(m, 'id'))[:8]}"
+
+
+def transcript_html(view) -> str:
+    turns = get(view, "transcript") or get(view, "messages") or get(view, "turns") or []
+    parts = []
+    for t in turns:
+        if isinstance(t, (list, tuple)) and len(t) == 2:
+            role, text = t
+        else:
+            role = get(t, "role") or get(t, "speaker") or ""
+            text = get(t, "text") or get(t, "content") or ""
+        patient = str(role).lower() in ("patient", "user", "human")
+        who = "Patient" if patient else "Assistant"
+        parts.append(
+            f'<div class="cd-turn {"patient" if patient else "assistant"}"><span class="who">{who}:</span>'
+            f'<span class="cd-pre">{escape_html(text)}</span></div>'
+        )
+    if not parts:
+        parts.append("<p>No messages yet.</p>")
+    return '<div id="transcript">' + "".join(parts) + "</div>"
+
+
+def _fmt_value(v) -> str:
+    if v is None or v == "" or v == [] or v == {}:
+        return "<i>—</i>"
+    if isinstance(v, dict):
+        return "<ul>" + "".join(f"<li><b>{escape_html(k)}</b>: {_fmt_value(x)}</li>" for k, x in v.items()) + "</ul>"
+    if isinstance(v, (list, tuple)):
+        return "<ul>" + "".join(f"<li>{_fmt_value(x)}</li>" for x in v) + "</ul>"
+    return f'<span class="cd-pre">{escape_html(v)}</span>'
+
+
+def structured_html(summary) -> str:
+    st = dump(get(summary, "structured") or {})
+    if not isinstance(st, dict):
+        st = {"summary": st}
+    flags = st.get("red_flags") or []
+    flag_html = ""
+    if flags:
+        items = []
+        for f in flags:
+            if isinstance(f, dict):
+                title = f.get("title") or f.get("id") or ""
+                lvl = f.get("level") or ""
+                ev = f.get("evidence")
+                ev_s = ", ".join(map(str, ev)) if isinstance(ev, (list, tuple)) else (ev or "")
+                items.append(
+                    f'<div class="cd-redflag">&#9873; {escape_html(title)} {tag(lvl) if lvl else ""}'
+                    + (f' <span style="font-weight:400">— {escape_html(ev_s)}</span>' if ev_s else "")
+                    + "</div>"
+                )
+            else:
+                items.append(f'<div class="cd-redflag">&#9873; {escape_html(f)}</div>')
+        flag_html = '<div id="red-flags"><h4>Red flags</h4>' + "".join(items) + "</div>"
+    rows = "".join(
+        f"<tr><th>{escape_html(k.replace('_', ' '))}</th><td>{_fmt_value(v)}</td></tr>"
+        for k, v in st.items()
+        if k != "red_flags"
+    )
+    triage = st.get("triage_level")
+    approved = get(summary, "approved_by")
+    appr = (
+        f'<p id="approval" class="cd-notice ok">Approved by <b>{escape_html(approved)}</b> at '
+        f"{escape_html(fmt_time(get(summary, 'approved_at')))}</p>"
+        if approved
+        else '<p id="approval" class="cd-notice warn">Not approved yet.</p>'
+    )
+    edited = " (edited)" if get(summary, "edited") else ""
+    return (
+        f'<div id="structured-summary"><h4>Structured summary{edited} {tag(triage) if triage else ""}</h4>'
+        f'{appr}{flag_html}<table class="cd-table">{rows}</table></div>'
+    )
+
+
+def build_staff(settings=None) -> gr.Blocks:
+    with gr.Blocks(title="chatdoc — staff", analytics_enabled=False) as demo:
+        current = gr.State("")
+        with gr.Row():
+            gr.HTML('<h2 style="margin:0">Consultations</h2>')
+            who = gr.HTML(elem_id="staff-user")
+            gr.Button("Log out", link="/staff/logout", size="sm", scale=0, elem_id="logout-btn")
+        with gr.Row():
+            f_status = gr.Dropdown([ANY] + STATUSES, value=ANY, label="Status", elem_id="filter-status")
+            f_triage = gr.Dropdown([ANY] + TRIAGE, value=ANY, label="Triage", elem_id="filter-triage")
+            refresh = gr.Button("Refresh", elem_id="refresh-btn", scale=0)
+        table = gr.HTML(elem_id="consult-list")
+        pick = gr.Dropdown(choices=[], label="Open a consultation", elem_id="consult-pick", interactive=True)
+        note = gr.HTML(elem_id="staff-notice")
+        with gr.Column(visible=False) as detail:
+            with gr.Row():
+                with gr.Column(scale=1):
+                    gr.HTML("<h4>Transcript (redacted)</h4>")
+                    transcript = gr.HTML(elem_id="transcript-slot")
+                with gr.Column(scale=1):
+                    structured = gr.HTML(elem_id="structured-slot")
+            summary_text = gr.Textbox(label="Summary (editable)", lines=10, max_lines=30, elem_id="summary-text")
+            with gr.Row():
+                save_btn = gr.Button("Save edits", elem_id="save-summary-btn")
+                approve_btn = gr.Button("Approve summary", variant="primary", elem_id="approve-btn")
+            with gr.Row():
+                exp_json = gr.Button("Export JSON", elem_id="export-json-btn")
+                exp_md = gr.Button("Export Markdown", elem_id="export-md-btn")
+            export_file = gr.File(label="Download", interactive=False, elem_id="export-file", visible=False)
+            with gr.Row():
+                delete_btn = gr.Button("Delete consultation…", variant="stop", elem_id="delete-btn")
+            with gr.Group(visible=False) as confirm_box:
+                gr.HTML(
+                    '<div class="cd-notice warn" id="delete-warning">This permanently erases the whole consultation '
+                    "(transcript, summary, approvals). It cannot be undone.</div>"
+                )
+                with gr.Row():
+                    confirm_btn = gr.Button("Yes, erase it", variant="stop", elem_id="delete-confirm-btn")
+                    cancel_btn = gr.Button("Cancel", elem_id="delete-cancel-btn")
+
+        def _err(message: str):
+            return {note: notice(message, "warn", "staff-error")}
+
+        def _filters(status, triage):
+            return (None if not status or status == ANY else status), (None if not triage or triage == ANY else triage)
+
+        def _list_outputs(status, triage, keep: str = ""):
+            st, tr = _filters(status, triage)
+            items = service().list_consultations(status=st, triage=tr, limit=200)
+            choices = [(_choice_label(m), get(m, "id")) for m in items]
+            ids = {c[1] for c in choices}
+            return {
+                table: list_html(items),
+                pick: gr.update(choices=choices, value=keep if keep in ids else None),
+            }
+
+        @safe_handler(_err)
+        def on_load(status, triage, request: gr.Request):
+            user = require(request, ROLE)
+            out = _list_outputs(status, triage)
+            out[who] = f'<span id="staff-user-name">Signed in as {escape_html(user)}</span>'
+            return out
+
+        list_outputs = [table, pick, who, note]
+        demo.load(on_load, [f_status, f_triage], list_outputs, **private())
+
+        @safe_handler(_err)
+        def on_filter(status, triage, sid, request: gr.Request):
+            require(request, ROLE)
+            out = _list_outputs(status, triage, keep=sid or "")
+            out[note] = ""
+            return out
+
+        for ev in (f_status.change, f_triage.change, refresh.click):
+            ev(on_filter, [f_status, f_triage, current], list_outputs, **private())
+
+        detail_outputs = [current, detail, transcript, structured, summary_text, note, export_file, confirm_box]
+
+        def _detail(sid: str):
+            svc = service()
+            view = svc.get_state(sid)
+            summ = svc.summarize(sid)
+            return {
+                current: sid,
+                detail: gr.update(visible=True),
+                transcript: transcript_html(view),
+                structured: structured_html(summ),
+                summary_text: get(summ, "text") or "",
+                export_file: gr.update(value=None, visible=False),
+                confirm_box: gr.update(visible=False),
+                note: "",
+            }
+
+        @safe_handler(_err)
+        def on_pick(sid, request: gr.Request):
+            require(request, ROLE)
+            if not sid:
+                return {current: "", detail: gr.update(visible=False)}
+            if not _SID_RE.match(str(sid)):
+                return _err("Unknown consultation.")
+            return _detail(sid)
+
+        pick.input(on_pick, [pick], detail_outputs, **private())
+
+        @safe_handler(_err)
+        def on_save(sid, text, request: gr.Request):
+            user = require(request, ROLE)
+            if not sid:
+                return _err("Open a consultation first.")
+            if not (text or "").strip():
+                return _err("The summary is empty; nothing was saved.")
+            summ = service().update_summary(sid, text, user)
+            return {structured: structured_html(summ), note: notice("Summary saved.", "ok", "staff-ok")}
+
+        save_btn.click(on_save, [current, summary_text], [structured, note], **private())
+
+        @safe_handler(_err)
+        def on_approve(sid, text, status, triage, request: gr.Request):
+            user = require(request, ROLE)
+            if not sid:
+                return _err("Open a consultation first.")
+            svc = service()
+            summ = svc.summarize(sid)
+            if (text or "").strip() and text.strip() != (get(summ, "text") or "").strip():
+                svc.update_summary(sid, text, user)
+            summ = svc.approve_summary(sid, user)
+            out = _list_outputs(status, triage, keep=sid)
+            out[structured] = structured_html(summ)
+            out[note] = notice(f"Summary approved by {user}.", "ok", "staff-ok")
+            return out
+
+        approve_btn.click(
+            on_approve, [current, summary_text, f_status, f_triage], [structured, note, table, pick], **private()
+        )
+
+        def _export(fmt: str):
+            @safe_handler(_err)
+            def on_export(sid, request: gr.Request):
+                require(request, ROLE)
+                if not sid:
+                    return _err("Open a consultation first.")
+                data = service().export_consultation(sid, fmt)
+                if not isinstance(data, str):
+                    data = json.dumps(dump(data), indent=2, ensure_ascii=False)
+                ext = "json" if fmt == "json" else "md"
+                d = Path(tempfile.mkdtemp(prefix="exp-", dir=_export_dir()))
+                path = d / f"consultation-{sid[:12]}.{ext}"
+                path.write_text(data, encoding="utf-8")
+                path.chmod(0o600)
+                return {
+                    export_file: gr.update(value=str(path), visible=True),
+                    note: notice(f"Export ready ({ext.upper()}).", "ok", "staff-ok"),
+                }
+
+            return on_export
+
+        exp_json.click(_export("json"), [current], [export_file, note], **private())
+        exp_md.click(_export("markdown"), [current], [export_file, note], **private())
+
+        delete_btn.click(lambda: gr.update(visible=True), None, [confirm_box], **private())
+        cancel_btn.click(lambda: gr.update(visible=False), None, [confirm_box], **private())
+
+        @safe_handler(_err)
+        def on_delete(sid, status, triage, request: gr.Request):
+            require(request, ROLE)
+            if not sid:
+                return _err("Open a consultation first.")
+            n = service().delete_consultation(sid)
+            out = _list_outputs(status, triage)
+            out.update(
+                {
+                    current: "",
+                    detail: gr.update(visible=False),
+                    confirm_box: gr.update(visible=False),
+                    transcript: "",
+                    structured: "",
+                    summary_text: "",
+                    export_file: gr.update(value=None, visible=False),
+                    note: notice(f"Consultation erased ({n} stored items removed).", "ok", "staff-deleted"),
+                }
+            )
+            return out
+
+        confirm_btn.click(
+            on_delete,
+            [current, f_status, f_triage],
+            [current, detail, confirm_box, transcript, structured, summary_text, export_file, note, table, pick],
+            **private(),
+        )
+
+    return demo

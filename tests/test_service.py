@@ -1,0 +1,85 @@
+"""chatdoc.service contract: pydantic models, ServiceError codes, storage failure and retry."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+
+@pytest.fixture
+def svc(chatdoc_redis_env, monkeypatch):
+    from chatdoc.config import get_settings
+
+    monkeypatch.setenv("CHATDOC_DIALOGUE_USE_MODEL_WORDING", "false")
+    get_settings.cache_clear()
+    from chatdoc import service
+
+    yield service
+    get_settings.cache_clear()
+
+
+def test_models_and_errors(svc):
+    from chatdoc.service import PersonaInfo, ServiceError, SessionStart, TurnReply
+
+    names = {p.name for p in svc.list_personas()}
+    assert {"gp", "paediatric", "triage_nurse"} <= names
+    st = svc.start_consultation("triage_nurse")
+    assert isinstance(st, SessionStart) and isinstance(st.persona, PersonaInfo) and len(st.session_id) >= 22
+    with pytest.raises(ServiceError) as e:
+        svc.start_consultation("nope")
+    assert e.value.code == "bad_input"
+    r = svc.record_consent(st.session_id)
+    assert isinstance(r, TurnReply) and r.phase == "history" and not r.done
+    with pytest.raises(ServiceError) as e:
+        svc.send_message(st.session_id, "")
+    assert e.value.code == "bad_input"
+    with pytest.raises(ServiceError) as e:
+        svc.get_state("A" * 32)
+    assert e.value.code == "not_found"
+    with pytest.raises(ServiceError) as e:
+        svc.export_consultation(st.session_id, "pdf")
+    assert e.value.code == "bad_input"
+    assert svc.summarize_transcript("Doctor: Any fever?\nPatient: no").structured["ros"]["negatives"] == ["fever"]
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_storage_unavailable_then_retry(tmp_path, monkeypatch):
+    from chatdoc.config import get_settings
+    from chatdoc.memory import reset_connection
+    from chatdoc.memory.server import EmbeddedRedis
+    from chatdoc.service import ServiceError
+
+    port = _free_port()
+    srv = EmbeddedRedis(tmp_path / "r", port=port).start()
+    try:
+        monkeypatch.setenv("CHATDOC_REDIS_URL", srv.url)
+        monkeypatch.setenv("CHATDOC_DIALOGUE_USE_MODEL_WORDING", "false")
+        monkeypatch.setenv("CHATDOC_REDIS_SOCKET_TIMEOUT", "1")
+        get_settings.cache_clear()
+        reset_connection()
+        from chatdoc import service
+
+        sid = service.start_consultation().session_id
+        service.record_consent(sid)
+        r1 = service.send_message(sid, "I have had a cough for 5 days")
+        srv.stop()
+        with pytest.raises(ServiceError) as e:
+            service.send_message(sid, "no")
+        assert e.value.code == "storage_unavailable" and "not saved" in e.value.message
+        srv = EmbeddedRedis(tmp_path / "r", port=port).start()  # same data dir (AOF): confirmed turns are back
+        r2 = service.send_message(sid, "no")
+        assert r2.questions_asked == r1.questions_asked + 1
+        view = service.get_state(sid)
+        assert [m["text"] for m in view.transcript if m["role"] == "patient"] == ["I have had a cough for 5 days", "no"]
+    finally:
+        srv.stop()
+        reset_connection()
+        get_settings.cache_clear()
