@@ -63,6 +63,17 @@ def _orig(pos: list[int], start: int, end: int) -> tuple[int, int]:
     return pos[min(start, len(pos) - 1)], pos[max(end - 1, 0)] + 1
 
 
+# NegEx looks for cues before a span; "my neck isn't stiff" carries its negation inside the span.
+_INSIDE_NEG = re.compile(r"\b(?:isn'?t|is not|aren'?t|are not|doesn'?t|does not|don'?t|do not|wasn'?t|was not|never|no longer)\b")
+_PATTERN_NEG = re.compile(r"\bnot\b|\b(?:can|won|couldn|isn|doesn|don|wasn)'?t\b|\bcannot\b|\bnever\b|\bno\b|\bunable\b")
+
+
+def _negated_inside(matched: str, pattern: str) -> bool:
+    """A negation cue inside the matched words, unless the concept's own pattern uses negation on
+    purpose (e.g. "not breathing", "can't move" are findings, not denials)."""
+    return not _PATTERN_NEG.search(pattern) and bool(_INSIDE_NEG.search(matched))
+
+
 def analyse_turn(text: str, rs: RuleSet) -> TurnFindings:
     cache = rs.turn_cache
     hit = cache.get(text)
@@ -97,7 +108,8 @@ def _analyse(text: str, rs: RuleSet) -> TurnFindings:
     get_negex()(doc)
     for span, (cid, s, e) in zip(doc.spans["safety"], keys):
         os_, oe = _orig(pos, s, e)
-        found.matches.append(Match(cid, os_, oe, text[os_:oe], bool(span._.negex)))
+        negated = bool(span._.negex) or _negated_inside(norm[s:e], rs.compiled[cid].pattern)
+        found.matches.append(Match(cid, os_, oe, text[os_:oe], negated))
     for f in find_ages(norm):
         os_, oe = _orig(pos, f.start, f.end)
         found.ages.append(Found(f.name, f.value, os_, oe))

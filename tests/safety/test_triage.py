@@ -107,3 +107,10 @@ def test_combine_levels():
 def test_string_input_and_empty_turns(triage):
     assert assess("I have a fever and a stiff neck").level == "emergency"
     assert triage(["", "   "]).level == "routine"
+
+
+def test_negation_inside_the_matched_words_does_not_fire():
+    from chatdoc.safety import assess
+
+    assert "joint_pain" not in assess(["No, my neck isn't stiff"]).rule_ids
+    assert "joint_pain" in assess(["my knee is stiff and sore"]).rule_ids
