@@ -24,7 +24,10 @@ _WORDNUM = {
     "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
     "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
 }
-_N = r"(\d{1,3}|" + "|".join(_WORDNUM) + r")"
+_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+_UNITS = "one|two|three|four|five|six|seven|eight|nine"
+# compound word numbers first ("twenty six" must not read as 20)
+_N = r"(\d{1,3}|(?:" + _TENS + r")[\s-](?:" + _UNITS + r")\b|" + "|".join(_WORDNUM) + r")"
 _NUM = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,2})?)(?![\d])")
 _UNIT_PER_YEAR = {"year": 1.0, "yr": 1.0, "month": 12.0, "week": 52.0, "day": 365.0}
 
@@ -43,6 +46,9 @@ _AGE_PATTERNS = [
 
 
 def _num(s: str) -> float:
+    parts = re.split(r"[\s-]+", s)
+    if len(parts) == 2 and all(p in _WORDNUM for p in parts):
+        return float(_WORDNUM[parts[0]] + _WORDNUM[parts[1]])
     return float(_WORDNUM.get(s, s))
 
 

@@ -114,3 +114,10 @@ def test_negation_inside_the_matched_words_does_not_fire():
 
     assert "joint_pain" not in assess(["No, my neck isn't stiff"]).rule_ids
     assert "joint_pain" in assess(["my knee is stiff and sore"]).rule_ids
+
+
+def test_compound_word_ages():
+    from chatdoc.safety.modifiers import find_ages
+
+    assert [f.value for f in find_ages("i'm twenty six")] == [26.0]
+    assert [f.value for f in find_ages("she is twenty-one years old")] == [21.0]
