@@ -62,7 +62,7 @@ def find_ages(text: str) -> list[Found]:
                 years = n * 10 + 5
             else:
                 years = n / _UNIT_PER_YEAR.get(unit, 1.0)
-            if 0 <= years <= 120 and not any(f.start <= m.start() < f.end for f in out):
+            if 0 <= years <= 120 and not any(m.start() < f.end and f.start < m.end() for f in out):
                 out.append(Found("age_years", round(years, 3), m.start(), m.end()))
     for m in re.finditer(r"\bnew[\s-]?born\b", text):
         out.append(Found("age_years", 0.02, m.start(), m.end()))
