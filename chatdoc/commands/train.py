@@ -144,19 +144,20 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
     @train_app.command("speed")
     def speed_cmd(
-        steps: int = typer.Option(4, "--steps", min=1),
+        samples: int = typer.Option(16, "--samples", min=1, help="Doctor-turn samples (whole conversations)."),
         batch_size: int = typer.Option(4, "--batch-size", min=1),
         max_seq_len: int = typer.Option(None, "--max-seq-len", min=32),
+        lora_layers: int = typer.Option(None, "--lora-layers", min=1),
         threads: int = typer.Option(1, "--threads", min=0),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Training tokens/s: full-logits loss vs target-only LM head (+ prefix packing), on CPU."""
+        """Training throughput on the same samples: full-logits loss vs target-only LM head (+ packing), CPU."""
         from chatdoc.config import get_settings
         from chatdoc.train.sft import measure_speed
 
         s = get_settings()
-        emit(measure_speed(s, steps=steps, batch_size=batch_size, max_seq_len=max_seq_len or s.train.max_seq_len,
-                           threads=threads), as_json)
+        emit(measure_speed(s, samples=samples, batch_size=batch_size, lora_layers=lora_layers,
+                           max_seq_len=max_seq_len or s.train.max_seq_len, threads=threads), as_json)
 
     @groups["eval"].command("adapter")
     def eval_adapter_cmd(

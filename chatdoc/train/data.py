@@ -136,7 +136,8 @@ def default_system(personas_dir: Path | None = None, persona: str = "gp") -> str
 
 # --------------------------------------------------------------------------- cleaning
 
-_MTS_TAG = re.compile(r"^\s*(doctor|patient|guest[_ ]?famil(?:y|iy)|guest[_ ]?clinic?i?an)[_ ]?\d*\s*:\s*", re.I)
+# "Guest_family_2:", "Doctor_2:", "Guest_clinican:" (sic) and one "Guest_family." occur in the published data
+_MTS_TAG = re.compile(r"^\s*(doctor|patient|guest[_ ]?famil(?:y|iy)|guest[_ ]?clinic?i?an)[_ ]?\d*\s*(?::|\.(?=\s))\s*", re.I)
 _ACI_TAG = re.compile(r"^\s*\[(doctor|patient|patient_guest)\]\s*", re.I)
 
 

@@ -35,7 +35,8 @@ CSS = """
 .cd-notice.info { background: #e8f1fb; color: #0b3c6f; border: 1px solid #90caf9; }
 .cd-notice.ok { background: #e8f5e9; color: #1b5e20; border: 1px solid #81c784; }
 .cd-pre { white-space: pre-wrap; word-break: break-word; }
-.cd-consent { white-space: pre-wrap; line-height: 1.5; }
+.cd-consent { white-space: pre-wrap; line-height: 1.5; padding: 12px; background: var(--background-fill-primary); }
+#resume-info a, #resume-info code { word-break: break-all; overflow-wrap: anywhere; }
 .cd-table { width: 100%; border-collapse: collapse; font-size: 0.95rem; }
 .cd-table th, .cd-table td { border-bottom: 1px solid #ddd; padding: 6px 8px; text-align: left; vertical-align: top; }
 .cd-tag { display: inline-block; border-radius: 6px; padding: 1px 8px; font-weight: 600; font-size: 0.85rem; }

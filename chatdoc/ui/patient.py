@@ -13,7 +13,7 @@ import re
 import gradio as gr
 
 from chatdoc.config import get_settings
-from chatdoc.ui.common import notice, private as _private, safe_handler, service
+from chatdoc.ui.common import friendly_message, log_failure, notice, private as _private, safe_handler, service
 from chatdoc.ui.text import escape_chat, escape_html, get, validate_message
 
 _SID_RE = re.compile(r"^[A-Za-z0-9_\-]{16,200}$")
@@ -160,7 +160,7 @@ def build_patient(settings=None) -> gr.Blocks:
                 chat: msgs,
                 banner: banner_html(banner_text),
                 note: notice("Welcome back. Your conversation is below.", "ok", "resume-ok"),
-                persona: gr.update(interactive=False),
+                persona: gr.update(visible=False),
                 msg: gr.update(interactive=not closed),
                 send_btn: gr.update(interactive=not closed),
                 end_btn: gr.update(interactive=not closed),
@@ -191,7 +191,7 @@ def build_patient(settings=None) -> gr.Blocks:
                     return _start_outputs(None, request, choices, warn="That link is not valid.")
                 try:
                     out = _resume_outputs(sid, request)
-                    out[persona] = gr.update(choices=choices, interactive=False)
+                    out[persona] = gr.update(visible=False)
                     return out
                 except Exception as e:  # noqa: BLE001
                     if type(e).__name__ != "ServiceError":
@@ -240,7 +240,7 @@ def build_patient(settings=None) -> gr.Blocks:
                 resume_box: gr.update(visible=False),
                 chat_box: gr.update(visible=True),
                 chat: [{"role": "assistant", "content": escape_chat(text)}] if text else [],
-                persona: gr.update(interactive=False),
+                persona: gr.update(visible=False),
                 resume_info: resume_html(request, sid),
                 banner: banner_html(get(reply, "banner")),
                 note: "",
@@ -283,6 +283,18 @@ def build_patient(settings=None) -> gr.Blocks:
                 {"role": "assistant", "content": ""},
             ]
             yield {chat: history, msg: "", note: "", send_btn: gr.update(interactive=False)}
+            try:
+                yield from _stream(sid, clean, history)
+            except Exception as e:  # noqa: BLE001 - give the patient their words back, no traceback
+                log_failure("on_send", e)
+                yield {
+                    chat: history if history[-1]["content"] else history[:-2],  # unsent: the text goes back
+                    msg: clean,
+                    note: notice(friendly_message(e), "warn", "patient-error"),
+                    send_btn: gr.update(interactive=True),
+                }
+
+        def _stream(sid, clean, history):
             acc = ""
             for ev in service().stream_message(sid, clean):
                 kind = get(ev, "kind")
@@ -293,8 +305,8 @@ def build_patient(settings=None) -> gr.Blocks:
                     history[-1] = {"role": "assistant", "content": escape_chat(acc)}
                     yield {chat: history}
                 elif kind == "error":
-                    if not acc:
-                        history = history[:-1]
+                    if not acc:  # nothing was taken: drop the bubbles, the text goes back into the box
+                        history = history[:-2]
                     yield {
                         chat: history,
                         msg: clean,

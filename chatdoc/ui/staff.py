@@ -89,6 +89,8 @@ def _fmt_value(v) -> str:
         return "<i>—</i>"
     if isinstance(v, dict):
         return "<ul>" + "".join(f"<li><b>{escape_html(k)}</b>: {_fmt_value(x)}</li>" for k, x in v.items()) + "</ul>"
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float)) for x in v):
+        return f'<span class="cd-pre">{escape_html(", ".join(map(str, v)))}</span>'
     if isinstance(v, (list, tuple)):
         return "<ul>" + "".join(f"<li>{_fmt_value(x)}</li>" for x in v) + "</ul>"
     return f'<span class="cd-pre">{escape_html(v)}</span>'

@@ -112,7 +112,8 @@ def test_train_writes_loadable_adapter_and_resumes(tmp_path, tiny_jsonl_session,
     out = tmp_path / "adapters" / "tiny-sft"
     card = read_card(out)
     assert card.base_model_checksum == backend.resolved.checksum
-    assert card.data_sources and card.data_sources[0]["train_samples"] == 7
+    sources = {d["source"]: d for d in card.data_sources}
+    assert sources["jsonl"]["train_samples"] == 7 and sources["mts"]["train_samples"] == 0  # MTS = eval only
     assert card.hyperparameters["lora_r"] == 4 and card.model_extra["steps"] == 4
     assert card.metrics["train_loss"] > 0 and card.command == "pytest --resume"
     load_checked(tmp_path / "adapters", "tiny-sft", backend.resolved.checksum)
