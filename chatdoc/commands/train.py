@@ -162,7 +162,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @groups["eval"].command("adapter")
     def eval_adapter_cmd(
         adapter: str = typer.Option(..., "--adapter", help="Adapter name in adapters/."),
-        limit: int = typer.Option(None, "--limit", min=1, help="MTS-Dialog validation conversations (default 24)."),
+        limit: int = typer.Option(None, "--limit", min=1, help="MTS-Dialog validation conversations (default 16)."),
         max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1, max=512),
         write_card: bool = typer.Option(False, "--write-card", help="Store the result in the adapter's card.yaml."),
         as_json: bool = typer.Option(False, "--json"),

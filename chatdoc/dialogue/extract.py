@@ -70,7 +70,7 @@ RX = {
                           r"(?:medicines?|medications?|meds|tablets|pills|drugs)\b"),
     "no_pmh": re.compile(r"\b(?:no|not any|dont have any|don'?t have any)\s+(?:other\s+)?(?:medical (?:conditions?|problems?|history)|"
                          r"health (?:conditions?|problems?)|long-?term conditions?|conditions?)\b|\bfit and well\b|\bnever been ill\b"),
-    "no_fh": re.compile(r"\bno family history\b|\bnothing (?:that )?runs in (?:my|the) family\b|\bnot that i know of\b"),
+    "no_fh": re.compile(r"\bno family history\b|\bnothing (?:that )?runs in (?:my|the) family\b"),
     "smoking_amount": re.compile(r"\b(?:smoke|smoking)\s+(?:about\s+|around\s+)?(\d+|a pack|half a pack|\w+)\s+(?:cigarettes?\s+|cigs?\s+)?"
                                  r"(?:a|per|each)\s+day\b"),
     "ex_smoker": re.compile(r"\b(ex-?smoker|used to smoke|gave up smoking|quit smoking|stopped smoking)\b"),
@@ -89,7 +89,7 @@ RX = {
                              r"lawyer|solicitor|labourer|postman|police officer|firefighter|soldier|waiter|waitress|"
                              r"receptionist|hairdresser|pharmacist|scientist|designer|administrator|shop assistant))\b"
                              r"|\bi(?:'?m| am) (retired|unemployed|a student|off work|self-employed)\b"),
-    "sex": re.compile(r"\bi(?:'?m| am) (?:a )?(male|female|man|woman|guy|lady)\b|\bmy (son|daughter|boy|girl)\b"),
+    "sex": re.compile(r"\bi(?:'?m| am) (?:a |an )?(?:\d{1,3}[- ]years?[- ]old |[a-z]+[- ]years?[- ]old )?(male|female|man|woman|guy|lady)\b|\bmy (son|daughter|boy|girl)\b"),
     "age": re.compile(r"\b(?:i(?:'?m| am)|aged?|he(?:'?s| is)|she(?:'?s| is)|they(?:'?re| are))\s+(\d{1,3})(?:\s*(?:years?|yrs?)(?:\s+old)?)?\b"
                       r"|\b(\d{1,3})\s*(?:years?|yrs?)[- ]old\b"),
     "concern": re.compile(r"\b(?:worried|worry|worrying|concerned|scared|afraid|frightened|anxious that|terrified|"
@@ -103,11 +103,86 @@ RX = {
 
 NEG_ANSWER = re.compile(r"^\W*(?:no+|nope|nah|none|never|nothing|neither|not really|not at all|not that i(?:'ve)? noticed|"
                         r"no,? (?:i )?(?:haven'?t|havent|don'?t|dont|didn'?t|am not|'?m not|im not)|i (?:haven'?t|havent|don'?t|dont|"
-                        r"didn'?t|am not|'?m not)|i'm not|im not|not that i know( of)?|negative)\b", re.I)
+                        r"didn'?t|am not|'?m not)|i'm not|im not|negative)\b", re.I)
 YES_ANSWER = re.compile(r"^\W*(?:yes|yeah|yep|yup|aye|i have|i do|i am|i did|sometimes|a (?:bit|little)|definitely|"
                         r"correct|that'?s right|it does|it is|they are)\b", re.I)
 UNKNOWN_ANSWER = re.compile(r"\b(?:(?:i )?(?:don'?t|dont|do not) know|not sure|no idea|unsure|can'?t remember|cant remember|"
-                            r"don'?t remember|dont remember|can'?t say|no clue)\b", re.I)
+                            r"don'?t remember|dont remember|can'?t say|no clue|not that i(?:'m| am|m)? (?:know|aware)(?: of)?|not that i(?:'ve| have)? noticed)\b", re.I)
+# questions about a NORMAL state ("passing urine as normal?", "does it fade?"): a bare yes/no must not become a
+# derived finding; the verbatim answer is kept instead
+NORMAL_Q = re.compile(r"\b(?:as normal|normally|as usual|okay|ok|fine|able to|does it fade|do they fade|as much as usual)\b", re.I)
+OPEN_SLOTS = ("hpi.associated", "pmh", "medications", "allergies", "family_history", "social.smoking", "social.alcohol",
+              "social.drugs", "social.occupation")
+_MED_WORDS = re.compile(r"^(?:takes|uses|is on)\b|\b(?:medications?|medicines?|pills?|tablets?|inhalers?|managed with|treated with|"
+                        r"treatment|prescribed|supplements?|injections?)\b", re.I)
+_FIT = {
+    "onset": re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|a few|few|several|couple|a)\s+(?:\w+\s+)?"
+                        r"(?:min\w*|hours?|days?|weeks?|months?|years?|nights?)\b|\b(?:yesterday|today|ago|since|last (?:night|week|"
+                        r"month|year)|this (?:morning|week|month)|suddenly|sudden|gradual\w*|birth|recently|started|began|"
+                        r"overnight|morning|evening)\b"),
+    "location": re.compile(r"\b(?:head|forehead|temples?|eyes?|face|jaw|neck|throat|chest|ribs?|stomach|tummy|belly|abdomen|"
+                           r"back|shoulders?|arms?|hands?|legs?|knees?|feet|foot|hips?|groin|ears?|side|left|right|upper|lower|"
+                           r"skin|breast|flank|pelvis|joints?|all over|everywhere|limbs?|fingers?|toes?|wrists?|ankles?)\b"),
+    "character": re.compile(r"\b(?:throbbing|pounding|sharp|stabbing|dull|ach\w*|burning|crushing|tight\w*|squeezing|pressing|"
+                            r"pressure|heavy|heaviness|cramp\w*|gnawing|shooting|tearing|colicky|dry|chesty|productive|itchy|"
+                            r"spinning|like|feels?|blurr\w*|double|weak\w*|sore)\b"),
+    "radiation": re.compile(r"\b(?:spread\w*|radiat\w*|goes|go|moves?|travels?|shoots?|arm|jaw|neck|back|shoulder|leg|nowhere|"
+                            r"stays)\b"),
+    "timing": re.compile(r"\b(?:constant\w*|all the time|comes? and goes?|on and off|off and on|intermittent\w*|every|night|"
+                         r"morning|evening|episodes?|attacks?|minutes?|hours?|daily|times? a|after|when|worse|better)\b"),
+    "aggravating": re.compile(r"\b(?:worse|worsen\w*|when|after|with|if|during|activity|activities|exercise|exert\w*|eating|"
+                              r"lying|standing|walking|moving|movement|breath\w*|cough\w*|stress|triggers?|brings? (?:it )?on)\b"),
+    "relieving": re.compile(r"\b(?:better|improv\w*|help\w*|eases?|eased|reliev\w*|rest\w*|sleep\w*|tablets?|medicines?|"
+                            r"medication|paracetamol|ibuprofen|lying|sitting|nothing)\b"),
+}
+_FIT["duration"] = _FIT["onset"]
+_GREETING = re.compile(r"^\W*(?:hello|hi|hey|hiya|good (?:morning|afternoon|evening|day)|thanks?(?: you)?|doctor|doc)\W*$", re.I)
+_INTRO = re.compile(r"^\W*(?:(?:hello|hi)\W+)?(?:i(?:'m| am|m) (?:a |an )?(?:\d+|[a-z]+)[- ](?:years?|months?|weeks?|days?)[- ]old"
+                    r"(?:\s+\w+)?\W*$|i(?:'m| am|m) here (?:about|for|with) my [^.,;]*$|my name is\b|i(?:'m| am|m) (?:a )?"
+                    r"(?:man|woman|male|female|person)\W*$)", re.I)
+_LEAD = re.compile(r"^\W*(?:(?:yes|yeah|yep|well|so|um+|erm|okay|ok|actually|oh)\b[\s,.!-]*)+", re.I)
+_NEG_CLAUSE = re.compile(r"^(?:no\b[\s,.!-]*)?(?:i (?:haven'?t|have not|havent|hadn'?t) (?:had|noticed|got|experienced|been|seen)"
+                         r"(?: any)?|i (?:don'?t|do not|dont|didn'?t) (?:have|get|take|use|notice|experience)(?: any)?|"
+                         r"there (?:hasn'?t|has not|haven'?t|wasn'?t) been(?: any)?|no(?: history of)?)\s+(.+)$", re.I)
+_THIRD = [
+    (re.compile(r"^i(?:'ve| have) been (?:having|experiencing|getting|feeling|noticing|suffering from)\s+", re.I), ""),
+    (re.compile(r"^i(?:'ve| have) (?:had|got|noticed|experienced)\s+", re.I), ""),
+    (re.compile(r"^i(?:'m| am|m) (?:having|experiencing|getting|suffering from)\s+", re.I), ""),
+    (re.compile(r"^i (?:have|get|experience|notice)\s+", re.I), ""),
+    (re.compile(r"^i(?:'m| am|m)\s+", re.I), "is "),
+    (re.compile(r"^i (take|drink|work|smoke|live|use|play|attend|eat|feel|think|go|do)\b", re.I), lambda m: m.group(1).lower() + ("es" if m.group(1).lower() in ("go", "do") else "s")),
+    (re.compile(r"^i (\w+ed)\b", re.I), lambda m: m.group(1).lower()),
+    (re.compile(r"^i\s+", re.I), "reports "),
+]
+
+
+def third_person(sentence: str) -> str:
+    """Light third-person rewrite of a patient sentence ("I have been having X" -> "X", "I take X" -> "takes X")."""
+    s = _LEAD.sub("", sentence.strip()).strip(" .,;!?")
+    for rx, rep in _THIRD:
+        new = rx.sub(rep, s, count=1)
+        if new != s:
+            s = new
+            break
+    s = re.sub(r"\bmy\b", "their", s, flags=re.I)
+    s = re.sub(r"\bI(?:'m| am)\b", "they are", s)
+    s = re.sub(r"\bI(?:'ve| have)\b", "they have", s)
+    s = re.sub(r"\bI\b", "they", s)
+    s = re.sub(r"\bme\b", "them", s)
+    return " ".join(s.split())
+
+
+def is_intro(sentence: str) -> bool:
+    return bool(_GREETING.match(sentence) or _INTRO.match(sentence))
+
+
+def _words(s: str) -> set[str]:
+    return {w[:5] for w in re.findall(r"[a-z]{3,}", _lower(s)) if w not in _STOP}
+
+
+_STOP = set("""the and with have has had been having for that this was were are you your yes not any than then they their
+them from about into over also just very really some when what been its it's i've i'm ive im dont don't haven't havent
+didnt didn't there here well okay think know""".split())
 
 
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
@@ -155,7 +230,14 @@ def find_concepts(text: str) -> list[Hit]:
     for span, (cid, s, e) in zip(doc.spans["dialogue"], keys):
         os_ = pos[min(s, len(pos) - 1)]
         oe = pos[max(e - 1, 0)] + 1
-        negated = bool(span._.negex) or bool(_INNER_NEG.search(norm[s:e]))  # "neck isnt stiff"
+        neg_rx = lex.self_negating.get(cid)
+        if neg_rx is not None and _INNER_NEG.search(norm[s:e]) and neg_rx.match(norm, s):
+            # the concept's own pattern expresses the negation ("spots dont fade", "not breathing", "cant move"):
+            # matching it is a POSITIVE finding; only a negation before it, in the same clause, denies it
+            clause = re.split(r"[.,;!?]", norm[:s])[-1]
+            negated = bool(_PRE_NEG.search(clause))
+        else:
+            negated = bool(span._.negex) or bool(_INNER_NEG.search(norm[s:e]))  # "neck isnt stiff"
         hits.append(Hit(cid, os_, oe, text[os_:oe], negated))
     # one concept per span: a longer span covering a shorter one wins, then the concept the question sets ask about
     hits.sort(key=lambda h: (-(h.end - h.start), lex.rank.get(h.concept, 1), h.start))
@@ -168,7 +250,9 @@ def find_concepts(text: str) -> list[Hit]:
     return out
 
 
-_INNER_NEG = re.compile(r"\b(?:isnt|arent|wasnt|werent|not|no|never|doesnt|dont|didnt|hasnt|havent|hadnt)\b")
+_INNER_NEG = re.compile(r"\b(?:isnt|arent|wasnt|werent|not|no|never|doesnt|dont|didnt|hasnt|havent|hadnt|cant|cannot|unable|wont)\b")
+_PRE_NEG = re.compile(r"\b(?:no|not|never|denies|denied|without|havent|hasnt|hadnt|didnt|dont|doesnt|isnt|arent|wasnt|"
+                      r"werent)\b(?:\s+\w+){0,5}\s*$")
 
 
 def _sentences(text: str) -> list[tuple[int, str]]:
@@ -181,9 +265,11 @@ def _sentences(text: str) -> list[tuple[int, str]]:
     return [(s, t) for s, t in out if t.strip()]
 
 
-def _clip(s: str, n: int = 100) -> str:
+def _clip(s: str, n: int = 400) -> str:
+    """Whitespace-normalised value; never cut with an ellipsis (a long value is kept whole up to ``n``, then cut
+    at a word boundary)."""
     s = " ".join(s.strip().strip(".,;!? ").split())
-    return s if len(s) <= n else s[: n - 1].rstrip() + "…"
+    return s if len(s) <= n else s[:n].rsplit(" ", 1)[0]
 
 
 def _add(lst: list[str], value: str) -> bool:
@@ -255,30 +341,90 @@ class Extractor:
               is_first: bool = False) -> None:
         low = _lower(text)
         hits = find_concepts(text)
+        lex = get_lexicon()
+        drug_spans = [(m.start(), m.end()) for m in lex.drugs.finditer(low)]
+        hits = [h for h in hits if not any(s <= h.start < e or h.start <= s < h.end for s, e in drug_spans)]  # drugs are meds
         before = set(self.filled)
+        snap = repr((self.h, self.p))
         self._symptoms(text, hits, is_first)
         self._hpi(text, low, last_slot)
         self._background(text, low, hits)
         self._profile(text, low)
         self._concerns(text, low)
         new_this_turn = self.filled - before
-        if last_slot and last_slot.startswith("ros.") and NEG_ANSWER.search(low.strip()) and len(low.split()) <= 12:
+        normal_q = bool(question and NORMAL_Q.search(question))
+        short = len(low.split()) <= 12
+        if normal_q and short and (NEG_ANSWER.search(low.strip()) or YES_ANSWER.search(low.strip())) \
+                and not UNKNOWN_ANSWER.search(low):
+            # "no" to "passing urine as normal?" is not a pertinent negative: keep the Q/A verbatim
+            _add(self.h.setdefault("notes", []), f'asked "{question.strip()}": answered "{text.strip()}"')
+            if last_slot:
+                self._mark(last_slot, text)
+                if last_slot not in self.h["unknown"]:
+                    self.h["unknown"].append(last_slot)
+        elif last_slot and last_slot.startswith("ros.") and NEG_ANSWER.search(low.strip()) and short:
             self._ros(last_slot[4:], False, text)  # a leading "no" answers the symptom just asked about
         elif last_slot and last_slot not in new_this_turn:
             self._answer(text, low, last_slot, question)
+        if self.free_text:
+            self._capture(text, last_slot, snap, is_first)
+
+    def _capture(self, text: str, last_slot: str | None, snap: str, is_first: bool) -> None:
+        """Keep what the patient said that no rule recorded: clauses of an answer to an open question go to that
+        section, anything else to "other information" (the patient's own words, lightly put in the third person)."""
+        now = _words(" ".join(_flat(self.h)))
+        for _, sent in _sentences(text):
+            st = sent.strip()
+            if not st or is_intro(st) or UNKNOWN_ANSWER.search(_lower(st)) or wants_finish(st):
+                continue
+            body = _LEAD.sub("", st).strip(" .,;!?")
+            cw = _words(body)
+            if len(cw) < 1 or re.fullmatch(r"(?:no+|nope|nah|none|never|nothing|not really|yes|yeah)", body, re.I):
+                continue
+            if len(cw & now) >= max(1, round(0.75 * len(cw))):
+                continue  # already in the record
+            neg = _NEG_CLAUSE.match(body)
+            slot = last_slot or ""
+            if neg:
+                item = neg.group(1).strip(" .,;!?")
+                if slot.startswith("social."):
+                    _add(self.h.setdefault("social_notes", []), third_person(body))
+                elif slot in ("pmh", "medications", "allergies", "family_history"):
+                    _add(self.h.setdefault("notes_neg", []), item)
+                else:
+                    ros = self.h["ros"]
+                    if item.lower() not in {x.lower() for x in ros["negatives"]}:
+                        ros["negatives"].append(item)
+                now |= _words(item)
+                continue
+            val = third_person(body)
+            if not val:
+                continue
+            if slot == "hpi.associated" or slot.startswith("ros."):
+                _add(self.h["hpi"].setdefault("associated", []), val)
+            elif slot in ("pmh", "medications", "family_history", "allergies"):
+                dest = "medications" if slot == "pmh" and _MED_WORDS.search(val) else slot
+                _add(self.h[dest], val)  # type: ignore[literal-required]
+            elif slot.startswith("social."):
+                _add(self.h.setdefault("social_notes", []), val)
+            elif is_first and not self.h.get("narrative"):
+                _add(self.h.setdefault("other", []), val)
+            else:
+                _add(self.h.setdefault("other", []), val)
+            now |= _words(val)
 
     def _symptoms(self, text: str, hits: list[Hit], is_first: bool) -> None:
         lex = get_lexicon()
         cc = self.h["chief_complaint"]
         present = [h for h in hits if not h.negated]
-        if cc is None and present:
+        sents = [(o, t) for o, t in _sentences(text) if not is_intro(t.strip())]  # skip "Hello." / "I'm a 45-year-old man."
+        if cc is None and present and (is_first or sents):
             first = present[0]
             self.h["chief_complaint"] = lex.label(first.concept) if first.concept in lex.labels else _clip(first.text, 60)
             self.h["evidence"].setdefault("chief_complaint", _clip(text, 120))
             self.h["cc_concept"] = first.concept
-        elif cc is None and is_first and text.strip():
-            sent = _sentences(text)[0][1]
-            self.h["chief_complaint"] = _clip(sent, 80)
+        elif cc is None and is_first and sents:
+            self.h["chief_complaint"] = third_person(sents[0][1])
             self.h["evidence"].setdefault("chief_complaint", _clip(text, 120))
         cc_concept = self.h.get("cc_concept")
         for h in hits:
@@ -481,17 +627,32 @@ class Extractor:
         if kind == "hpi" and field in HPI_FIELDS:
             if field == "severity":
                 return  # only numbers / severity words count (handled above)
-            self._set(slot, _clip(answer, 80), text)
+            fit = _FIT.get(field)
+            if fit is not None and not fit.search(_lower(answer)):
+                return  # off-topic for this slot: _capture keeps it under "other information"
+            self._set(slot, _clip(answer), text)
         elif slot in LIST_SLOTS:
+            if slot in OPEN_SLOTS:
+                return  # _capture splits the answer into clauses for this section
             _add(self.h[slot], answer)  # type: ignore[literal-required]
             self._mark(slot, text)
         elif kind == "social":
-            self._set(slot, _clip(answer, 60), text)
+            if slot in OPEN_SLOTS:
+                return  # free text about social history: _capture keeps it under SH
+            self._set(slot, _clip(answer), text)
         elif slot == "profile.age":
             m = re.search(r"\b(\d{1,3})\b", answer)
             if m and int(m.group(1)) <= 120:
                 self.p["age_years"] = float(m.group(1))
                 self._mark(slot, text)
+
+
+def _flat(x) -> list[str]:
+    if isinstance(x, dict):
+        return [v for k, val in x.items() if k not in ("evidence", "denied", "unknown") for v in _flat(val)]
+    if isinstance(x, (list, tuple)):
+        return [v for val in x for v in _flat(val)]
+    return [str(x).replace("_", " ")] if x not in (None, "") else []
 
 
 def wants_finish(text: str) -> bool:

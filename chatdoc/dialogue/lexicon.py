@@ -26,8 +26,13 @@ NON_SYMPTOM = {
     "pregnant", "mental_health", "impending_doom", "harm_others", "abuse", "assaulted", "violence_injury",
     "poisoning", "accidental_extra_dose", "overdose", "cardiac_features", "chest_wall", "inhaler_not_helping",
     "seizure_red", "appendicitis_pattern", "peritonism", "one_sided_lower_abdo", "missed_period", "hypo", "hyper",
-    "ketones",
+    "ketones", "admin_request", "other_routine",
 }
+
+# a negation word inside a concept's own pattern ("doesnt fade", "not breathing", "cant move"): such a
+# concept EXPRESSES a negation, so matching it is a positive finding (see extract.find_concepts)
+NEG_IN_PATTERN = re.compile(r"\b(?:not|no|non|cant|can not|cannot|dont|doesnt|didnt|isnt|wont|havent|hasnt|arent|"
+                            r"couldnt|never|unable|nothing)\b")
 
 
 _DRUG_STOP = {"sodium", "nicotine", "oxygen", "water", "potassium", "vitamin", "magnesium", "benzoyl", "calcium", "ethanol"}
@@ -41,6 +46,7 @@ class Lexicon:
     conditions: re.Pattern
     sources: dict[str, int] = field(default_factory=dict)
     rank: dict[str, int] = field(default_factory=dict)  # 0 = asked about in a question set, 1 = rule/lexicon, 2 = database
+    self_negating: dict[str, re.Pattern] = field(default_factory=dict)  # concept -> its patterns containing a negation word
 
     def label(self, concept: str) -> str:
         return self.labels.get(concept) or concept.replace("_", " ")
@@ -129,4 +135,10 @@ def get_lexicon() -> Lexicon:
     drug_rx = re.compile(r"\b(" + _alt(re.escape(d) for d in drugs) + r")\b", re.I)
     cond_rx = re.compile(r"\b(" + _alt(c.lower().replace("'", "") for c in raw.get("conditions") or ["asthma"]) + r")\b", re.I)
     rank = {cid: 0 if cid in wanted else (2 if cid.startswith("db_") else 1) for cid in concepts}
-    return Lexicon(concepts=concepts, labels=labels, drugs=drug_rx, conditions=cond_rx, sources=sources, rank=rank)
+    self_neg = {}
+    for cid, pl in pats.items():
+        neg_pl = [p for p in pl if NEG_IN_PATTERN.search(p.replace("?:", ""))]
+        if neg_pl:
+            self_neg[cid] = re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in neg_pl) + ")", re.I)
+    return Lexicon(concepts=concepts, labels=labels, drugs=drug_rx, conditions=cond_rx, sources=sources, rank=rank,
+                   self_negating=self_neg)

@@ -8,6 +8,7 @@ budget ``dialogue.max_questions`` (or the persona's own) is spent, or the patien
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from chatdoc.dialogue.extract import is_filled
@@ -45,11 +46,28 @@ def next_question(state: ConsultationState, max_questions: int, coverage_target:
     if cov >= coverage_target:
         return Decision(None, cov, "coverage")
     items = plan(state["history"]["complaint_set"])
+    by_slot = {it.slot: it for it in items}
+    asked_all = set(asked) | {c for s in asked if s in by_slot for c in by_slot[s].covers}
     todo = [it for it in items
-            if it.slot not in asked and not is_filled(it.slot, state["history"], state.get("profile", {}))]
+            if it.slot not in asked_all and not is_filled(it.slot, state["history"], state.get("profile", {}))]
     if state.get("profile", {}).get("sex") == "male":
         todo = [it for it in todo if it.slot not in ("ros.pregnant", "profile.pregnant")]
+    if not is_pain(state):
+        todo = [it for it in todo if not it.pain_only]
     if not todo:
         return Decision(None, cov, "exhausted")
     todo.sort(key=lambda it: (not it.triage, -it.priority))
+    remaining = budget(state, max_questions, persona_max) - len(asked)
+    core = [it for it in todo if it.core]
+    if core and remaining <= len(core):
+        todo = core  # keep enough questions to reach onset, associated symptoms, background, social and ROS
     return Decision(todo[0], cov, None)
+
+
+_PAIN = re.compile(r"\b(?:pain\w*|ache\w*|aching|hurts?|hurting|sore|cramp\w*|tender\w*|headaches?|migraines?|"
+                   r"stomach ?ache|tummy ?ache|backache)\b", re.I)
+
+
+def is_pain(state: ConsultationState) -> bool:
+    h = state["history"]
+    return bool(_PAIN.search(" ".join([h.get("chief_complaint") or "", (h.get("cc_concept") or "").replace("_", " ")])))

@@ -31,6 +31,9 @@ class Item(BaseModel):
     child: str | None = None
     topic: str = ""
     keywords: list[str] = []
+    core: bool = False  # part of the minimum history: the policy keeps budget to reach every core item
+    pain_only: bool = False  # SOCRATES pain item: asked only when the complaint is pain
+    covers: list[str] = []  # other slots this (multi-part) question also asks about: never asked again separately
 
     @field_validator("slot")
     @classmethod

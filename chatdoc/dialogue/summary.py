@@ -77,6 +77,11 @@ def structured(state: ConsultationState) -> dict[str, Any]:
         "red_flags": list(triage.get("red_flags", [])),
         "triage_level": triage.get("level", "unknown"),
         "concerns": lst("concerns"),
+        "social_notes": list(h.get("social_notes") or []),
+        "background_negatives": list(h.get("notes_neg") or []),
+        "other": list(h.get("other") or []),
+        "notes": list(h.get("notes") or []),
+        "narrative": h.get("narrative") or "",
         "unanswered": unanswered,
         "questions_asked": len(state.get("question_log", [])),
     }
@@ -93,7 +98,7 @@ def render_text(s: dict[str, Any]) -> str:
     pt = s.get("patient") or {}
     demo = ", ".join(f"{k.replace('_years', '')}: {v:g}" if isinstance(v, float) else f"{k}: {v}" for k, v in pt.items())
     flags = "; ".join(f"{f['title']} [{f['level']}] (\"{f['evidence']}\")" for f in s["red_flags"]) or "none fired"
-    sh = "; ".join(f"{k}: {v}" for k, v in s["social_history"].items()) or "not recorded"
+    sh = "; ".join([f"{k}: {v}" for k, v in s["social_history"].items()] + list(s.get("social_notes") or [])) or "not recorded"
     lines = [
         f"CC: {s['chief_complaint'] or 'not stated'}" + (f" ({demo})" if demo else ""),
         f"HPI: {'. '.join(hpi_parts) if hpi_parts else 'not recorded'}",
@@ -108,6 +113,14 @@ def render_text(s: dict[str, Any]) -> str:
         f"Patient concerns: {_join(s['concerns'])}",
         f"Unanswered: {_join(s['unanswered'])}",
     ]
+    if s.get("background_negatives"):
+        lines.insert(7, f"Background, denied: no {'; no '.join(s['background_negatives'])}")
+    if s.get("other"):
+        lines.append("Other information the patient gave: " + "; ".join(s["other"]))
+    if s.get("notes"):
+        lines.append("Note (verbatim answers to questions about a normal state): " + "; ".join(s["notes"]))
+    if s.get("narrative"):
+        lines.append(f"HPI narrative (patient's own statements): {s['narrative']}")
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from chatdoc.llm.prompt import Turn, render
 from chatdoc.train.data import Conversation, conversation_samples, default_system, load_mts
 
-DEFAULT_LIMIT = 24  # conversations; a few minutes on 2 CPU cores
+DEFAULT_LIMIT = 16  # conversations: a few minutes on 2 idle CPU cores
 MAX_NEW_TOKENS = 40
 
 

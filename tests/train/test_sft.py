@@ -122,7 +122,7 @@ def test_train_writes_loadable_adapter_and_resumes(tmp_path, tiny_jsonl_session,
     # the runtime activates it unchanged
     from chatdoc.llm import GenerationRequest, Turn, render
 
-    old_root = backend.adapters_root
+    old_root, old_active = backend.adapters_root, backend.active_adapter
     backend.adapters_root = tmp_path / "adapters"
     try:
         backend.activate_adapter("tiny-sft")
@@ -132,8 +132,8 @@ def test_train_writes_loadable_adapter_and_resumes(tmp_path, tiny_jsonl_session,
         assert r.adapter == "tiny-sft"
     finally:
         backend.unload_adapter("tiny-sft")
-        backend.activate_adapter(None)
         backend.adapters_root = old_root
+        backend.activate_adapter(old_active)
 
     # without --resume/--overwrite an existing adapter is refused
     from chatdoc.train.sft import TrainError
