@@ -239,6 +239,19 @@ def _resolve_adapter(adapter: Any) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------- consultations
+PENDING_TTL_S = 3600.0  # an unconsented session is forgotten after an hour
+PENDING_MAX = 10_000  # and at most this many are kept (oldest dropped first)
+
+
+def _prune_pending() -> None:
+    """Bound the in-memory pre-consent sessions (every page load creates one). Caller holds _lock."""
+    cutoff = time.time() - PENDING_TTL_S
+    for sid in [k for k, v in _pending.items() if v["created"] < cutoff]:
+        del _pending[sid]
+    while len(_pending) >= PENDING_MAX:
+        del _pending[next(iter(_pending))]
+
+
 def start_consultation(persona: str | None = None, adapter: Any = ...) -> SessionStart:
     """A new session id and the consent text. Nothing is stored until :func:`record_consent`."""
     from chatdoc.memory import new_session_id
@@ -247,6 +260,7 @@ def start_consultation(persona: str | None = None, adapter: Any = ...) -> Sessio
     info = _persona_info(persona)
     sid = new_session_id()
     with _lock:
+        _prune_pending()
         _pending[sid] = {"persona": info.name, "adapter": _resolve_adapter(adapter), "created": time.time()}
     return SessionStart(session_id=sid, persona=info, consent_text=consent_text())
 

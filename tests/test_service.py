@@ -83,3 +83,16 @@ def test_storage_unavailable_then_retry(tmp_path, monkeypatch):
         srv.stop()
         reset_connection()
         get_settings.cache_clear()
+
+
+def test_unconsented_sessions_are_bounded_in_memory(monkeypatch):
+    from chatdoc import service
+
+    monkeypatch.setattr(service, "PENDING_MAX", 3)
+    monkeypatch.setattr(service, "_pending", {})
+    ids = [service.start_consultation().session_id for _ in range(5)]
+    assert len(service._pending) == 3
+    assert ids[-1] in service._pending and ids[0] not in service._pending
+    service._pending[ids[-1]]["created"] -= service.PENDING_TTL_S + 1
+    service.start_consultation()
+    assert ids[-1] not in service._pending
