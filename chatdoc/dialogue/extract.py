@@ -378,6 +378,8 @@ class Extractor:
             if not st or is_intro(st) or UNKNOWN_ANSWER.search(_lower(st)) or wants_finish(st):
                 continue
             body = _LEAD.sub("", st).strip(" .,;!?")
+            if is_intro(body) or re.fullmatch(r"(?:thank you|thanks|okay|ok|sure|alright)", body, re.I):
+                continue
             cw = _words(body)
             if len(cw) < 1 or re.fullmatch(r"(?:no+|nope|nah|none|never|nothing|not really|yes|yeah)", body, re.I):
                 continue

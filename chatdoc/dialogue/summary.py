@@ -96,7 +96,7 @@ def render_text(s: dict[str, Any]) -> str:
     hpi_parts = [f"{k.replace('_', ' ')}: {v if not isinstance(v, list) else ', '.join(v)}"
                  + ("/10" if k == "severity" and isinstance(v, (int, float)) else "") for k, v in hpi.items()]
     pt = s.get("patient") or {}
-    demo = ", ".join(f"{k.replace('_years', '')}: {v:g}" if isinstance(v, float) else f"{k}: {v}" for k, v in pt.items())
+    demo = ", ".join(f"{k.replace('_years', '')}: {v:g}" if isinstance(v, float) else f"{k}: {v}" for k, v in pt.items() if k != "sex")  # sex stays in the structured record
     flags = "; ".join(f"{f['title']} [{f['level']}] (\"{f['evidence']}\")" for f in s["red_flags"]) or "none fired"
     sh = "; ".join([f"{k}: {v}" for k, v in s["social_history"].items()] + list(s.get("social_notes") or [])) or "not recorded"
     lines = [
@@ -114,7 +114,7 @@ def render_text(s: dict[str, Any]) -> str:
         f"Unanswered: {_join(s['unanswered'])}",
     ]
     if s.get("background_negatives"):
-        lines.insert(7, f"Background, denied: no {'; no '.join(s['background_negatives'])}")
+        lines.insert(7, f"Background negatives: no {'; no '.join(s['background_negatives'])}")
     if s.get("other"):
         lines.append("Other information the patient gave: " + "; ".join(s["other"]))
     if s.get("notes"):

@@ -558,6 +558,10 @@ def train(
     bar.close()
     train_s = time.perf_counter() - t_loop - val_s
 
+    # what was actually trained on (the schedule is deterministic, so this holds across --resume)
+    seen = [i for m in range(step * cfg.grad_accum) for i in micro_batch(m)]
+    seen_seqs, seen_samples = len(seen), sum(len(train_packed[i].sample_ids) for i in seen)
+
     # final eval losses: adapter vs base on the MTS-Dialog validation split (fp32 / training precision)
     final_eval = evaluate_loss(model, eval_packed, pad_id) if eval_packed else {}
     with model.disable_adapter():
@@ -588,6 +592,9 @@ def train(
         data_sources=data_sources_for_card(ds.report),
         hyperparameters=hp,
         steps=step,
+        sequences_seen=seen_seqs,
+        samples_seen=seen_samples,
+        epochs_seen=round(seen_seqs / max(1, len(train_packed)), 3),
         train_sequences=len(train_packed),
         train_samples=len(train_samples),
         train_time_s=round(train_s, 1),
@@ -615,6 +622,7 @@ def train(
         "tokens_per_s": metrics["train_tokens_per_s"],
         "train_sequences": len(train_packed),
         "train_samples": len(train_samples),
+        "samples_seen": seen_samples,
         "adapter_bytes": sum(f.stat().st_size for f in out_dir.iterdir() if f.is_file()),
         "log": str(log_file),
     }

@@ -173,3 +173,39 @@ def test_summary_edit_approve_export_delete(svc, chatdoc_redis_env):
     assert "## Transcript" in md
     assert svc.delete_consultation(sid) > 0
     assert not [k for k in chatdoc_redis_env.scan_iter() if sid.encode() in k]
+
+
+def test_self_negating_concept_is_a_positive_finding(chatdoc_redis_env):
+    """A red-flag concept whose own wording is a negation ("spots do not blanch") is a POSITIVE finding."""
+    from chatdoc.dialogue.extract import extract_turn, find_concepts
+    from chatdoc.dialogue.state import empty_history
+
+    for text in ("The spots do not blanch with pressure.", "The rash doesn't fade when I press a glass on it.",
+                 "No, the spots don't fade when I press a glass."):
+        hits = [h for h in find_concepts(text) if h.concept == "non_blanching_rash"]
+        assert hits and not hits[0].negated, text
+        h, _, _ = extract_turn(empty_history(), {}, text)
+        assert h["cc_concept"] == "non_blanching_rash" or "non_blanching_rash" in h["ros"]["positives"]
+        assert "non_blanching_rash" not in h["ros"]["negatives"]
+        h2, _, _ = extract_turn(h, {}, text)  # later turns: recorded as a positive, never a negative
+        assert "non_blanching_rash" not in h2["ros"]["negatives"]
+    assert not find_concepts("He is not breathing.")[0].negated
+    # a negation before the concept still denies it; ordinary negation still works
+    assert [h.negated for h in find_concepts("I haven't had any spots that don't fade with a glass")] == [True]
+    assert find_concepts("My neck isn't stiff.")[0].negated
+
+
+def test_unknown_answers_and_off_topic_free_text_are_not_facts(chatdoc_redis_env):
+    from chatdoc.dialogue.extract import extract_turn
+    from chatdoc.dialogue.state import empty_history
+
+    h, p, _ = extract_turn(empty_history(), {}, "Hello. I'm a 45-year-old man. I have been having double vision.",
+                           is_first=True)
+    assert h["chief_complaint"] and "hello" not in h["chief_complaint"].lower()
+    h, p, _ = extract_turn(h, p, "Not that I know of.", last_slot="family_history", question="Do any illnesses run in your family?")
+    assert "family_history" not in h["denied"] and not h["family_history"]
+    h, p, _ = extract_turn(h, p, "No.", last_slot="ros.no_urine", question="Have you been passing urine as normal?")
+    assert "no_urine" not in h["ros"]["negatives"] and "no_urine" not in h["ros"]["positives"]
+    h, p, _ = extract_turn(h, p, "I experienced a prolonged course during labor.", last_slot="hpi.character",
+                           question="How would you describe it?")
+    assert not h["hpi"].get("character") and any("prolonged course" in x for x in h["other"])
