@@ -61,6 +61,32 @@ def slot_for_question(question: str) -> str | None:
     return best
 
 
+_FILLER = re.compile(r"^(?:yes|yeah|yep|no|nope|okay|ok|mm-?hmm|uh-?huh|right|sure|thank you|thanks|alright|hi|hello)\b[\s,.!]*$", re.I)
+
+
+def narrative(patient_turns: list[str], max_words: int = 250) -> str:
+    """Extractive HPI narrative: the patient's own substantive sentences (redacted, lightly put in the third
+    person), in order, deduplicated and capped. Nothing is added that the patient did not say."""
+    from chatdoc.dialogue.extract import third_person
+
+    out, seen, n = [], set(), 0
+    for turn in patient_turns:
+        for sent in re.split(r"(?<=[.!?])\s+", turn):
+            sent = sent.strip()
+            if len(sent.split()) < 4 or _FILLER.match(sent):
+                continue
+            t = third_person(sent)
+            key = t.lower()
+            if not t or key in seen:
+                continue
+            seen.add(key)
+            out.append(t)
+            n += len(t.split())
+            if n >= max_words:
+                return ". ".join(out) + "."
+    return ". ".join(out) + ("." if out else "")
+
+
 def summarize_transcript(text: str) -> dict[str, Any]:
     from chatdoc.dialogue.summary import build_summary
     from chatdoc.privacy import PlaceholderState, get_redactor
@@ -82,6 +108,8 @@ def summarize_transcript(text: str) -> dict[str, Any]:
         hist, prof, _ = extract_turn(hist, prof, r.text, last_slot=slot, question=last_q, is_first=False,
                                      free_text=False)
         last_q = None
+    if not hist.get("narrative"):
+        hist["narrative"] = narrative([m["text"] for m in messages if m["role"] == "patient"])
     if hist.get("chief_complaint"):
         hist["complaint_set"] = choose_set(" ".join([hist["chief_complaint"], *hist["hpi"].get("associated", [])]))
     from chatdoc.safety import assess

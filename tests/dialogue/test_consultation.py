@@ -209,3 +209,12 @@ def test_unknown_answers_and_off_topic_free_text_are_not_facts(chatdoc_redis_env
     h, p, _ = extract_turn(h, p, "I experienced a prolonged course during labor.", last_slot="hpi.character",
                            question="How would you describe it?")
     assert not h["hpi"].get("character") and any("prolonged course" in x for x in h["other"])
+
+
+def test_transcript_narrative_uses_only_the_patients_substantive_statements():
+    from chatdoc.dialogue.transcript import narrative
+
+    text = narrative(["Yes.", "I have had a cough for three weeks. It is worse at night.", "Okay."])
+    assert "cough for three weeks" in text and "worse at night" in text
+    assert "Yes" not in text and "Okay" not in text
+    assert narrative(["no", "nope"]) == ""
