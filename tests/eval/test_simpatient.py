@@ -3,10 +3,12 @@
 import pytest
 
 from chatdoc.config import REPO_ROOT
+from tests.shared_data import SHARED_DATA, needs_shared_data
 from chatdoc.eval.cases import load_agentclinic, load_cases
 from chatdoc.eval.simpatient import SimulatedPatient
 
-AGENTCLINIC = REPO_ROOT.parent / "shared" / "data" / "agentclinic" / "agentclinic_medqa.jsonl"
+AGENTCLINIC = SHARED_DATA / "agentclinic" / "agentclinic_medqa.jsonl"
+pytestmark = needs_shared_data
 
 
 @pytest.fixture(scope="module")

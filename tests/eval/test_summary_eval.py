@@ -4,10 +4,11 @@ import csv
 
 import pytest
 
-from chatdoc.config import REPO_ROOT
+from tests.shared_data import SHARED_DATA, needs_shared_data
 from chatdoc.eval.summary_eval import aci_subjective, evaluate, first_doctor_turns, load_aci, load_mts, note_sections, rouge
 
-DATA = REPO_ROOT.parent / "shared" / "data"
+DATA = SHARED_DATA
+pytestmark = needs_shared_data
 
 
 @pytest.fixture(scope="module")

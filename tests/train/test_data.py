@@ -100,7 +100,7 @@ def test_jsonl_format_and_errors(tiny_jsonl, tmp_path):
         load_jsonl(bad)
 
 
-def test_cli_data_counts_and_errors(tiny_jsonl, tmp_path):
+def test_cli_data_counts_and_errors(data_dir, tiny_jsonl, tmp_path):
     from chatdoc.cli import app
 
     runner = CliRunner()

@@ -92,7 +92,7 @@ def test_target_only_loss_equals_full_logits_loss(fp32_model, tiny_dataset):
     model.eval()
 
 
-def test_train_writes_loadable_adapter_and_resumes(tmp_path, tiny_jsonl_session, backend):
+def test_train_writes_loadable_adapter_and_resumes(data_dir, tmp_path, tiny_jsonl_session, backend):
     settings = load_settings(train={"output_dir": str(tmp_path / "adapters"), "runs_dir": str(tmp_path / "runs")})
     cfg = TrainConfig(name="tiny-sft", sources=[], jsonl=[str(tiny_jsonl_session)], val_frac=0.0, max_seq_len=256,
                       lora_r=4, lora_alpha=8, batch_size=2, grad_accum=1, max_steps=2, save_every=1,
