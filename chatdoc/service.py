@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -173,6 +174,19 @@ def _storage_error(e: BaseException) -> ServiceError:
                         "Storage is unavailable right now, so your message was not saved; please try again in a moment.")
 
 
+@contextmanager
+def _storage_guard():
+    """Turn a Redis outage inside the block into ServiceError("storage_unavailable"); others pass through."""
+    try:
+        yield
+    except ServiceError:
+        raise
+    except Exception as e:
+        if _is_storage_error(e):
+            raise _storage_error(e) from None
+        raise
+
+
 def _is_storage_error(e: BaseException) -> bool:
     import redis
 
@@ -185,12 +199,8 @@ def _is_storage_error(e: BaseException) -> bool:
 def _graph():
     from chatdoc.dialogue.graph import get_graph
 
-    try:
+    with _storage_guard():
         return get_graph()
-    except Exception as e:
-        if _is_storage_error(e):
-            raise _storage_error(e) from None
-        raise
 
 
 def _cfg(sid: str) -> dict:
@@ -198,14 +208,8 @@ def _cfg(sid: str) -> dict:
 
 
 def _snapshot(sid: str) -> dict[str, Any]:
-    try:
+    with _storage_guard():
         snap = _graph().get_state(_cfg(sid))
-    except ServiceError:
-        raise
-    except Exception as e:
-        if _is_storage_error(e):
-            raise _storage_error(e) from None
-        raise
     return dict(snap.values or {})
 
 
@@ -313,15 +317,9 @@ def record_consent(session_id: str, *, persona: str | None = None, adapter: Any 
         name = _persona_info(persona or pend.get("persona")).name
         ad = pend.get("adapter") if adapter is ... and pend else _resolve_adapter(adapter)
         init = new_state(sid, name, ad, PlaceholderState.new().model_dump())
-        try:
+        with _storage_guard():
             out = _graph().invoke(init, _cfg(sid), durability="exit")
             get_index().put_record(sid, "consent", {"given_at": time.time(), "text_version": 1})
-        except ServiceError:
-            raise
-        except Exception as e:
-            if _is_storage_error(e):
-                raise _storage_error(e) from None
-            raise
         with _lock:
             _pending.pop(sid, None)
         _update_index(sid, out)
@@ -368,14 +366,8 @@ def send_message(session_id: str, text: str) -> TurnReply:
     with _slock(sid):
         sid, _st, resume = _prepare_turn(sid, text)
         reset_gen_stats()
-        try:
+        with _storage_guard():
             out = _graph().invoke(Command(resume=resume), _cfg(sid), durability="exit")
-        except ServiceError:
-            raise
-        except Exception as e:
-            if _is_storage_error(e):
-                raise _storage_error(e) from None
-            raise
         return _after_turn(sid, out)
 
 
@@ -427,12 +419,8 @@ def end_consultation(session_id: str) -> Summary:
         if not st:
             raise ServiceError("not_found", "No consultation with that id (it may have been deleted or expired).")
         if st.get("phase") != "closed":
-            try:
+            with _storage_guard():
                 st = _graph().invoke(Command(resume={"action": "end"}), _cfg(sid), durability="exit")
-            except Exception as e:
-                if _is_storage_error(e):
-                    raise _storage_error(e) from None
-                raise
             _update_index(sid, st)
         summ = st.get("summary") or _build(st)
         return _store_summary(sid, summ, keep_review=True)
@@ -445,13 +433,9 @@ def get_state(session_id: str) -> ConsultationView:
     st = _snapshot(sid)
     if not st:
         raise ServiceError("not_found", "No consultation with that id (it may have been deleted or expired).")
-    try:
+    with _storage_guard():
         meta = get_index().get(sid)
         rec = get_index().get_record(sid, "summary")
-    except Exception as e:
-        if _is_storage_error(e):
-            raise _storage_error(e) from None
-        raise
     return ConsultationView(
         session_id=sid, meta=meta.model_dump() if meta else None, phase=st.get("phase", "history"),
         persona=st.get("persona"), adapter=st.get("adapter"), transcript=list(st.get("messages", [])),
@@ -471,16 +455,12 @@ def _build(st: dict[str, Any]) -> dict[str, Any]:
 def _store_summary(sid: str, summ: dict[str, Any], keep_review: bool = True) -> Summary:
     from chatdoc.memory import get_index
 
-    try:
+    with _storage_guard():
         old = get_index().get_record(sid, "summary") if keep_review else None
         if old and old.get("edited"):
             return Summary(**old)  # a clinician's edit is never overwritten by a regenerated summary
         rec = Summary(structured=summ["structured"], text=summ["text"], lay_text=summ["lay_text"])
         get_index().put_record(sid, "summary", rec.model_dump())
-    except Exception as e:
-        if _is_storage_error(e):
-            raise _storage_error(e) from None
-        raise
     return rec
 
 
@@ -543,7 +523,7 @@ def update_summary(session_id: str, text: str, user: str) -> Summary:
         raise ServiceError("bad_input", "The summary text is empty.")
     if not user:
         raise ServiceError("forbidden", "A signed-in user is required to edit a summary.")
-    try:
+    with _storage_guard():
         rec = _summary_record(sid)
         st = _snapshot(sid)
         pstate = PlaceholderState.model_validate(st["privacy"]) if st.get("privacy") else None
@@ -551,12 +531,6 @@ def update_summary(session_id: str, text: str, user: str) -> Summary:
         rec["edited_by"], rec["edited_at"] = user, time.time()
         get_index().put_record(sid, "summary", rec)
         get_index().upsert(sid, approved_by=None, approved_at=None)
-    except ServiceError:
-        raise
-    except Exception as e:
-        if _is_storage_error(e):
-            raise _storage_error(e) from None
-        raise
     return Summary(**{k: rec[k] for k in Summary.model_fields if k in rec})
 
 
@@ -566,18 +540,12 @@ def approve_summary(session_id: str, user: str) -> Summary:
     sid = _check_id(session_id)
     if not user:
         raise ServiceError("forbidden", "A signed-in user is required to approve a summary.")
-    try:
+    with _storage_guard():
         rec = _summary_record(sid)
         now = time.time()
         rec.update(approved_by=user, approved_at=now)
         get_index().put_record(sid, "summary", rec)
         get_index().upsert(sid, approved_by=user, approved_at=now)
-    except ServiceError:
-        raise
-    except Exception as e:
-        if _is_storage_error(e):
-            raise _storage_error(e) from None
-        raise
     return Summary(**{k: rec[k] for k in Summary.model_fields if k in rec})
 
 
@@ -615,12 +583,8 @@ def delete_consultation(session_id: str) -> int:
     sid = _check_id(session_id)
     with _lock:
         _pending.pop(sid, None)
-    try:
+    with _storage_guard():
         return delete_session(sid)
-    except Exception as e:
-        if _is_storage_error(e):
-            raise _storage_error(e) from None
-        raise
 
 
 # ---------------------------------------------------------------------------------------------- researchers
@@ -698,12 +662,8 @@ def save_comparison(comparison: Comparison) -> str:
     from chatdoc.memory import get_index, new_session_id
 
     rid = new_session_id()
-    try:
+    with _storage_guard():
         get_index().put_record(rid, "comparison", comparison.model_dump())
-    except Exception as e:
-        if _is_storage_error(e):
-            raise _storage_error(e) from None
-        raise
     return rid
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import json
 import os
@@ -13,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.redis_scan import dump_all
 
 REPO = Path(__file__).resolve().parents[2]
 CHATDOC = str(REPO / ".venv" / "bin" / "chatdoc")
@@ -26,48 +26,6 @@ MESSAGES = [
 ]
 
 
-def _expand(value: bytes) -> list[bytes]:
-    out = [value]
-    try:
-        doc = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
-        return out
-    stack = [doc]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, dict):
-            stack += list(x.values())
-        elif isinstance(x, list):
-            stack += x
-        elif isinstance(x, str) and len(x) >= 8:
-            try:
-                out.append(base64.b64decode(x, validate=True))
-            except (ValueError, binascii.Error):
-                pass
-    return out
-
-
-def _dump_all(client) -> bytes:
-    out = []
-    for key in client.scan_iter(count=500):
-        out.append(key)
-        kind = client.type(key)
-        if kind == b"string":
-            out.append(client.get(key) or b"")
-        elif kind == b"hash":
-            for k, v in client.hgetall(key).items():
-                out += [k, v]
-        elif kind == b"list":
-            out += client.lrange(key, 0, -1)
-        elif kind == b"set":
-            out += list(client.smembers(key))
-        elif kind == b"zset":
-            out += [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
-        else:
-            out.append(client.dump(key) or b"")
-    return b"\n".join(part for v in out for part in _expand(v))
-
-
 def test_no_raw_identifier_in_redis_through_the_graph(svc, chatdoc_redis_env):
     start = svc.start_consultation()
     sid = start.session_id
@@ -76,7 +34,7 @@ def test_no_raw_identifier_in_redis_through_the_graph(svc, chatdoc_redis_env):
         svc.send_message(sid, m)
     svc.summarize(sid)
     svc.end_consultation(sid)
-    blob = _dump_all(chatdoc_redis_env).lower()
+    blob = dump_all(chatdoc_redis_env).lower()
     assert b"<person_1>" in blob and b"metformin 500mg" in blob
     for raw in RAW:
         for form in {raw, raw.replace(" ", ""), raw.lower()}:

@@ -7,13 +7,12 @@ patient messages are redacted *before* they enter the graph (as the dialogue doe
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import operator
 from typing import Annotated, TypedDict
 
 import pytest
+
+from tests.redis_scan import dump_all
 
 RAW = ["Sarah Jones", "07700 900123", "sarah.jones@example.com", "943 476 5919", "42 Oak Road", "LS1 4AP", "12/05/1975"]
 MESSAGES = [
@@ -22,54 +21,6 @@ MESSAGES = [
     "my nhs number is 943 476 5919 and I live at 42 Oak Road, LS1 4AP",
     "Sarah Jones again - I'm on metformin 500mg for my diabetes",
 ]
-
-
-def _expand(value: bytes) -> list[bytes]:
-    """The value plus any base64 payloads inside JSON envelopes ({"t": "msgpack", "d": "..."}), decoded,
-    so a raw identifier cannot hide behind the serializer's encoding."""
-    out = [value]
-    try:
-        doc = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
-        return out
-    stack = [doc]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, dict):
-            stack += list(x.values())
-        elif isinstance(x, list):
-            stack += x
-        elif isinstance(x, str) and len(x) >= 8:
-            try:
-                out.append(base64.b64decode(x, validate=True))
-            except (ValueError, binascii.Error):
-                pass
-    return out
-
-
-def _dump_all(client) -> bytes:
-    out = []
-    for key in client.scan_iter(count=500):
-        out.append(key)
-        kind = client.type(key)
-        if kind == b"string":
-            out.append(client.get(key) or b"")
-        elif kind == b"hash":
-            for k, v in client.hgetall(key).items():
-                out += [k, v]
-        elif kind == b"list":
-            out += client.lrange(key, 0, -1)
-        elif kind == b"set":
-            out += list(client.smembers(key))
-        elif kind == b"zset":
-            out += [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
-        elif kind == b"stream":
-            for _, fields in client.xrange(key):
-                for k, v in fields.items():
-                    out += [k, v]
-        else:
-            out.append(client.dump(key) or b"")
-    return b"\n".join(part for v in out for part in _expand(v))
 
 
 def test_no_raw_identifier_in_redis(chatdoc_redis_env, redactor):
@@ -98,7 +49,7 @@ def test_no_raw_identifier_in_redis(chatdoc_redis_env, redactor):
         graph.invoke({"messages": [red.text], "privacy": state.model_dump()}, cfg)
     get_index().upsert(sid, status="history", triage_level="routine", title=redactor.redact(MESSAGES[0]).text[:40])
 
-    blob = _dump_all(chatdoc_redis_env)
+    blob = dump_all(chatdoc_redis_env)
     assert blob, "nothing was stored"
     assert b"<PERSON_1>" in blob  # the redacted conversation is there ...
     low = blob.lower()
