@@ -74,3 +74,19 @@ def test_stop_buffer_can_keep_the_stop_sequence():
     sb = _StopBuffer(("?", "\n"), include=True)
     out = "".join(sb.feed(p) for p in ["Where does ", "it hurt? And", " why?"]) + sb.flush()
     assert out == "Where does it hurt?"
+
+
+def test_int8_is_selectable_and_reported_from_the_layers(backend):
+    import bitsandbytes as bnb
+
+    from chatdoc.config import load_settings
+    from chatdoc.llm.backend import TransformersBackend
+
+    b8 = TransformersBackend(load_settings(model={"quantization": "int8"}, adapters={"active": None}))
+    try:
+        assert b8.info()["quantization"]["in_effect"] == "int8"
+        assert any(isinstance(m, bnb.nn.Linear8bitLt) for m in b8.base_model.modules())
+        out = b8.generate(GenerationRequest(prompt=PROMPT, greedy=True, max_new_tokens=8))
+        assert out.new_tokens > 0
+    finally:
+        del b8
