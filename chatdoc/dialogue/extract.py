@@ -206,28 +206,15 @@ def _lower(text: str) -> str:
 
 def find_concepts(text: str) -> list[Hit]:
     """Symptom concepts in ``text`` with NegEx negation (the safety package's adapted negspacy)."""
-    from chatdoc.safety.matcher import normalise
-    from chatdoc.safety.nlp import get_negex, get_nlp
+    from chatdoc.safety.matcher import match_concepts, normalise
     from chatdoc.safety.rules import get_rules
 
     lex = get_lexicon()
     norm, pos = normalise(text, get_rules().spelling)
     if not norm.strip():
         return []
-    doc = get_nlp()(norm)
-    spans, keys = [], []
-    for cid, rx in lex.concepts.items():
-        for m in rx.finditer(norm):
-            if m.end() <= m.start():
-                continue
-            span = doc.char_span(m.start(), m.end(), label=cid, alignment_mode="expand")
-            if span is not None:
-                spans.append(span)
-                keys.append((cid, m.start(), m.end()))
-    doc.spans["dialogue"] = spans
-    get_negex("dialogue")(doc)
     hits = []
-    for span, (cid, s, e) in zip(doc.spans["dialogue"], keys):
+    for cid, s, e, negex in match_concepts(norm, lex.concepts, "dialogue"):
         os_ = pos[min(s, len(pos) - 1)]
         oe = pos[max(e - 1, 0)] + 1
         neg_rx = lex.self_negating.get(cid)
@@ -237,7 +224,7 @@ def find_concepts(text: str) -> list[Hit]:
             clause = re.split(r"[.,;!?]", norm[:s])[-1]
             negated = bool(_PRE_NEG.search(clause))
         else:
-            negated = bool(span._.negex) or bool(_INNER_NEG.search(norm[s:e]))  # "neck isnt stiff"
+            negated = negex or bool(_INNER_NEG.search(norm[s:e]))  # "neck isnt stiff"
         hits.append(Hit(cid, os_, oe, text[os_:oe], negated))
     # one concept per span: a longer span covering a shorter one wins, then the concept the question sets ask about
     hits.sort(key=lambda h: (-(h.end - h.start), lex.rank.get(h.concept, 1), h.start))

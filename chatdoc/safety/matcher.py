@@ -87,16 +87,15 @@ def analyse_turn(text: str, rs: RuleSet) -> TurnFindings:
     return res
 
 
-def _analyse(text: str, rs: RuleSet) -> TurnFindings:
+def match_concepts(norm: str, concepts: dict[str, re.Pattern], span_key: str) -> list[tuple[str, int, int, bool]]:
+    """Every regex match of every concept in normalised text, with NegEx's verdict: (concept, start, end, negated).
+
+    Shared by triage (``safety``) and the dialogue's history extraction (``dialogue`` span key)."""
     from chatdoc.safety.nlp import get_negex, get_nlp
 
-    norm, pos = normalise(text, rs.spelling)
-    found = TurnFindings()
-    if not norm.strip():
-        return found
     doc = get_nlp()(norm)
     spans, keys = [], []
-    for cid, rx in rs.compiled.items():
+    for cid, rx in concepts.items():
         for m in rx.finditer(norm):
             if m.end() <= m.start():
                 continue
@@ -104,11 +103,20 @@ def _analyse(text: str, rs: RuleSet) -> TurnFindings:
             if span is not None:
                 spans.append(span)
                 keys.append((cid, m.start(), m.end()))
-    doc.spans["safety"] = spans
-    get_negex()(doc)
-    for span, (cid, s, e) in zip(doc.spans["safety"], keys):
+    doc.spans[span_key] = spans
+    get_negex(span_key)(doc)
+    return [(cid, s, e, bool(span._.negex)) for span, (cid, s, e) in zip(doc.spans[span_key], keys)]
+
+
+def _analyse(text: str, rs: RuleSet) -> TurnFindings:
+
+    norm, pos = normalise(text, rs.spelling)
+    found = TurnFindings()
+    if not norm.strip():
+        return found
+    for cid, s, e, negex in match_concepts(norm, rs.compiled, "safety"):
         os_, oe = _orig(pos, s, e)
-        negated = bool(span._.negex) or _negated_inside(norm[s:e], rs.compiled[cid].pattern)
+        negated = negex or _negated_inside(norm[s:e], rs.compiled[cid].pattern)
         found.matches.append(Match(cid, os_, oe, text[os_:oe], negated))
     for f in find_ages(norm):
         os_, oe = _orig(pos, f.start, f.end)
