@@ -15,11 +15,12 @@ Matching rule (overlap-based):
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from chatdoc.jsonl import read_jsonl
 
 
 class EvalDataError(ValueError):
@@ -27,18 +28,9 @@ class EvalDataError(ValueError):
 
 
 def load_jsonl(path: Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise EvalDataError(f"dev set not found: {path}")
     rows = []
-    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise EvalDataError(f"{path}:{no}: not valid JSON ({e.msg})") from None
-        _validate(row, f"{path}:{no}")
+    for where, row in read_jsonl(path, EvalDataError, "dev set not found"):
+        _validate(row, where)
         rows.append(row)
     if not rows:
         raise EvalDataError(f"{path}: no examples")

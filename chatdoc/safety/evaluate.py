@@ -7,13 +7,13 @@ Under-triage = predicted less urgent than expected; over-triage = more urgent.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from chatdoc.jsonl import read_jsonl
 from chatdoc.safety.rules import LEVELS
 
 _RANK = {lv: i for i, lv in enumerate(LEVELS)}
@@ -25,17 +25,9 @@ class CaseError(ValueError):
 
 def read_cases(path: Path | str, require_expected: bool = False) -> list[dict[str, Any]]:
     p = Path(path)
-    if not p.is_file():
-        raise CaseError(f"case file not found: {p}")
     cases: list[dict[str, Any]] = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise CaseError(f"{p}:{n}: not valid JSON ({e.msg})") from None
-        cases.append(validate_case(obj, f"{p}:{n}", require_expected))
+    for where, obj in read_jsonl(p, CaseError, "case file not found"):
+        cases.append(validate_case(obj, where, require_expected))
     if not cases:
         raise CaseError(f"{p}: no cases")
     return cases

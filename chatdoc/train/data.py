@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chatdoc.jsonl import read_jsonl
+
 from chatdoc.llm.prompt import Turn, render, training_pair
 
 DEFAULT_SYSTEM = (
@@ -247,29 +249,19 @@ def load_jsonl(path: Path) -> list[Conversation]:
     """Conversations in chatdoc's JSONL format (module docstring)."""
     path = Path(path)
     out = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"JSONL file not found: {path}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+    for where, obj in read_jsonl(path, DataError, "JSONL file not found"):
         if not isinstance(obj, dict) or not isinstance(obj.get("turns"), list):
-            raise DataError(f"{path}:{n}: expected an object with a 'turns' list")
+            raise DataError(f"{where}: expected an object with a 'turns' list")
         raw = []
         for t in obj["turns"]:
             role = t.get("role") if isinstance(t, dict) else None
             if role not in ("patient", "doctor") or not isinstance(t.get("text"), str):
-                raise DataError(f"{path}:{n}: each turn needs role 'patient' or 'doctor' and a text string")
+                raise DataError(f"{where}: each turn needs role 'patient' or 'doctor' and a text string")
             raw.append((role, t["text"]))
         system = obj.get("system")
         if system is not None and not isinstance(system, str):
-            raise DataError(f"{path}:{n}: 'system' must be a string")
-        cid = str(obj.get("id", n))
+            raise DataError(f"{where}: 'system' must be a string")
+        cid = str(obj.get("id", where.rsplit(":", 1)[1]))  # default: the line number
         out.append(Conversation(f"jsonl-{path.stem}-{cid}", "jsonl", _merge(raw), system=system))
     return out
 

@@ -1,0 +1,26 @@
+"""Reading JSON-lines input files with errors that name the file and line (used by every evaluator and builder)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def read_jsonl(path: Path | str, error: type[Exception], missing: str = "file not found") -> Iterator[tuple[str, Any]]:
+    """Yield ``("path:line", parsed object)`` for each non-blank line.
+
+    Raises ``error("<missing>: path")`` when the file is absent and ``error("path:line: not valid JSON (...)")``
+    on a bad line, so callers turn bad input into one clear message without their own parsing loop."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{missing}: {path}")
+    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise error(f"{path}:{no}: not valid JSON ({e.msg})") from None
+        yield f"{path}:{no}", obj
