@@ -121,3 +121,11 @@ def test_compound_word_ages():
 
     assert [f.value for f in find_ages("i'm twenty six")] == [26.0]
     assert [f.value for f in find_ages("she is twenty-one years old")] == [21.0]
+
+
+def test_headache_with_raised_pressure_features_is_urgent_plain_headache_is_not():
+    from chatdoc.safety import assess
+
+    assert assess(["I keep getting headaches in the morning"]).level == "urgent"
+    assert assess(["my headache wakes me up at night"]).level == "urgent"
+    assert assess(["I have a mild headache after a long day at work"]).level == "self_care"
