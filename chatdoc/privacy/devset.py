@@ -14,6 +14,8 @@ Faker is a test extra, so it is imported only when generating.
 
 from __future__ import annotations
 
+import datetime as _dt
+
 import argparse
 import json
 import random
@@ -192,6 +194,20 @@ TRAPS = [
 ]
 
 
+# Faker's date_of_birth() counts back from today, so the set would change every day; count back from a
+# fixed date instead (the day the committed set was generated) with the same arithmetic.
+REFERENCE_DATE = _dt.date(2026, 11, 21)
+
+
+def _date_of_birth(f, minimum_age: int, maximum_age: int) -> _dt.date:
+    from faker.providers.date_time import change_year
+
+    start = change_year(REFERENCE_DATE, -(maximum_age + 1))
+    end = change_year(REFERENCE_DATE, -minimum_age)
+    dob = f.date_time_ad(start_datetime=start, end_datetime=end).date()
+    return dob if dob != start else dob + _dt.timedelta(days=1)
+
+
 def _nhs(rng: random.Random) -> str:
     while True:
         d = [rng.randint(0, 9) for _ in range(9)]
@@ -256,7 +272,7 @@ class _Gen:
         if kind == "ZIP":
             return r.choice([self.us.zipcode(), self.us.zipcode_plus4()]), "POSTCODE"
         if kind == "DOB":
-            d = f.date_of_birth(minimum_age=1, maximum_age=95)
+            d = _date_of_birth(f, minimum_age=1, maximum_age=95)
             fmt = r.choice(["%d/%m/%Y", "%d.%m.%Y", "%m/%d/%Y", "%d-%m-%Y", "%Y-%m-%d", "%d/%m/%y", "{day} %B %Y", "%B {day}, %Y",
                             "{day} %b %Y", "the {dayth} of %B %Y"])
             day = str(d.day)
