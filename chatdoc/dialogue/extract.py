@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 
 from chatdoc.dialogue.lexicon import get_lexicon
@@ -30,6 +31,7 @@ RX = {
                                 r"worst (?:\w+ ){0,2}(?:ever|of my life))\b"),
     "duration": re.compile(rf"\b(?:for|over|past|last|nearly|almost)\s+(?:the\s+)?(?:past\s+|last\s+)?((?:about\s+|around\s+|"
                            rf"nearly\s+|almost\s+|over\s+|more than\s+)?{NUM_WORDS}\s+(?:\w+\s+)?{UNIT})\b"),
+    "history_dur": re.compile(rf"\b({NUM_WORDS}[- ](?:minute|hour|day|week|month|year))[- ]history\b"),  # "a 3-week history of"
     "ago": re.compile(rf"\b((?:about\s+|around\s+)?{NUM_WORDS}\s+{UNIT}\s+ago)\b"),
     "since": re.compile(rf"\b(since\s+(?:yesterday|last\s+\w+|this\s+(?:morning|afternoon|evening)|the\s+weekend|{DAYS}|"
                         r"christmas|\d{1,2}\s*(?:am|pm)|\w+ (?:morning|night|evening)))\b"),
@@ -156,6 +158,26 @@ _THIRD = [
 ]
 
 
+_PAST_CONDITION = re.compile(r"\b(?:history of|diagnosed with|diagnosis of|treated for|known to have|operation for|"
+                             r"surgery for)\b[^;:!?]*$", re.I)
+
+
+def _is_past_condition(before: str) -> bool:
+    m = _PAST_CONDITION.search(before)
+    return bool(m) and not re.search(rf"\b{NUM_WORDS}[- ]{UNIT}[- ]$", before[:m.start()], re.I)
+
+
+def _clause_around(text: str, start: int, end: int, limit: int = 80) -> str:
+    """The clause of ``text`` (between , ; . ! ?) holding the span, clipped around it to ``limit`` chars."""
+    a = max(text.rfind(c, 0, start) for c in ",;.!?") + 1
+    ends = [i for i in (text.find(c, end) for c in ",;.!?") if i != -1]
+    b = min(ends) if ends else len(text)
+    clause = text[a:b].strip()
+    if len(clause) > limit:
+        clause = text[max(a, start - limit // 2):min(b, end + limit // 2)].strip()
+    return clause
+
+
 def third_person(sentence: str) -> str:
     """Light third-person rewrite of a patient sentence ("I have been having X" -> "X", "I take X" -> "takes X")."""
     s = _LEAD.sub("", sentence.strip()).strip(" .,;!?")
@@ -176,8 +198,16 @@ def is_intro(sentence: str) -> bool:
     return bool(_GREETING.match(sentence) or _INTRO.match(sentence))
 
 
+@lru_cache(maxsize=50000)
+def _stem(word: str) -> str:
+    from nltk.stem.porter import PorterStemmer
+
+    return PorterStemmer().stem(word)
+
+
 def _words(s: str) -> set[str]:
-    return {w[:5] for w in re.findall(r"[a-z]{3,}", _lower(s)) if w not in _STOP}
+    """Stemmed content words (Porter: "hypertension" and "hyperlipidemia" stay apart; "vomited" = "vomiting")."""
+    return {_stem(w) for w in re.findall(r"[a-z]{3,}", _lower(s)) if w not in _STOP}
 
 
 _STOP = set("""the and with have has had been having for that this was were are you your yes not any than then they their
@@ -325,7 +355,7 @@ class Extractor:
 
     # ------------------------------------------------------------------ main
     def apply(self, text: str, last_slot: str | None = None, question: str | None = None,
-              is_first: bool = False) -> None:
+              is_first: bool = False, covers: tuple[str, ...] = ()) -> None:
         low = _lower(text)
         hits = find_concepts(text)
         lex = get_lexicon()
@@ -349,10 +379,16 @@ class Extractor:
                 self._mark(last_slot, text)
                 if last_slot not in self.h["unknown"]:
                     self.h["unknown"].append(last_slot)
-        elif last_slot and last_slot.startswith("ros.") and NEG_ANSWER.search(low.strip()) and short:
+        elif last_slot and last_slot.startswith("ros.") and NEG_ANSWER.search(low.strip()) and short \
+                and not UNKNOWN_ANSWER.search(low):  # "I don't know" is not "no"
             self._ros(last_slot[4:], False, text)  # a leading "no" answers the symptom just asked about
         elif last_slot and last_slot not in new_this_turn:
             self._answer(text, low, last_slot, question)
+            # a bare "no" to a multi-part question ("any medicines, and any allergies?") answers every part
+            if covers and (NEG_ANSWER.search(low.strip()) or UNKNOWN_ANSWER.search(low)) and short:
+                for c in covers:
+                    if c not in self.filled and c not in new_this_turn and not c.startswith("ros."):
+                        self._answer(text, low, c, question)
         if self.free_text:
             self._capture(text, last_slot, snap, is_first)
 
@@ -389,7 +425,7 @@ class Extractor:
             val = third_person(body)
             if not val:
                 continue
-            if slot == "hpi.associated" or slot.startswith("ros."):
+            if slot in ("hpi.associated", "review") or slot.startswith("ros."):
                 _add(self.h["hpi"].setdefault("associated", []), val)
             elif slot in ("pmh", "medications", "family_history", "allergies"):
                 dest = "medications" if slot == "pmh" and _MED_WORDS.search(val) else slot
@@ -404,6 +440,8 @@ class Extractor:
 
     def _symptoms(self, text: str, hits: list[Hit], is_first: bool) -> None:
         lex = get_lexicon()
+        # "a history of gastric reflux" is past medical history, not a current symptom
+        hits = [h for h in hits if not _is_past_condition(text[:h.start].rsplit(".", 1)[-1])]
         cc = self.h["chief_complaint"]
         present = [h for h in hits if not h.negated]
         sents = [(o, t) for o, t in _sentences(text) if not is_intro(t.strip())]  # skip "Hello." / "I'm a 45-year-old man."
@@ -423,7 +461,9 @@ class Extractor:
                 continue
             self._ros(h.concept, not h.negated, h.text)
             if not h.negated:
-                _add(self.h["hpi"].setdefault("associated", []), lex.label(h.concept))
+                said = _clause_around(text, h.start, h.end)
+                self.h.setdefault("said", {}).setdefault(h.concept, said)  # the patient's words for it
+                _add(self.h["hpi"].setdefault("associated", []), lex.label_as_said(h.concept, said))
                 self._mark("hpi.associated", h.text)
 
     def _hpi(self, text: str, low: str, last_slot: str | None) -> None:
@@ -447,7 +487,7 @@ class Extractor:
             elif not cur:
                 self._set("hpi.onset", word, word)
             self.filled.add("hpi.onset")
-        dur = _first(RX["duration"], low)
+        dur = _first(RX["duration"], low) or _first(RX["history_dur"], low)
         if dur:
             self._set("hpi.duration", text[dur[1]:dur[2]], text[dur[1]:dur[2]])
         elif onset and RX["ago"].search(low):
@@ -586,6 +626,11 @@ class Extractor:
             self._unknown(slot, text)
             return
         if kind == "ros" or (kind == "hpi" and field == "associated" and context and (neg or yes)):
+            if yes and len(context) > 1:
+                # "yes" to "any chest pain, cough or nausea?" does not say which: only the symptoms the answer
+                # itself names count (_symptoms), never every symptom the question listed
+                self._mark(slot, text)
+                return
             if neg or yes:
                 for c in context or [field]:
                     if c == "pregnant" or f"ros.{c}" == slot or kind == "ros":
@@ -612,6 +657,9 @@ class Extractor:
             return
         answer = re.sub(r"^\W*(?:yes|yeah|yep|well|um+|erm|so|ok|okay)\b[\s,.-]*", "", text.strip(), flags=re.I)
         if not answer or len(answer.split()) > 25:
+            return
+        if slot == "review":
+            self._mark(slot, text)  # the clauses themselves go to the associated symptoms (_capture)
             return
         if kind == "hpi" and field in HPI_FIELDS:
             if field == "severity":
@@ -649,11 +697,13 @@ def wants_finish(text: str) -> bool:
 
 
 def extract_turn(history: History, profile: Profile, text: str, *, last_slot: str | None = None,
-                 question: str | None = None, is_first: bool = False,
+                 question: str | None = None, is_first: bool = False, covers: tuple[str, ...] = (),
                  free_text: bool = True) -> tuple[History, Profile, set[str]]:
-    """Apply one (redacted) patient turn. Returns (history, profile, slots filled by this turn)."""
+    """Apply one (redacted) patient turn. Returns (history, profile, slots filled by this turn).
+
+    ``covers``: the other slots the question just asked also asked about (a bare "no" denies them too)."""
     ex = Extractor(history, profile, free_text)
-    ex.apply(text, last_slot=last_slot, question=question, is_first=is_first)
+    ex.apply(text, last_slot=last_slot, question=question, is_first=is_first, covers=covers)
     return ex.h, ex.p, ex.filled
 
 
@@ -677,4 +727,6 @@ def is_filled(slot: str, history: History, profile: Profile) -> bool:
         return profile.get(key) is not None
     if slot in LIST_SLOTS:
         return bool(history[slot])  # type: ignore[literal-required]
+    if slot == "review":
+        return slot in history["evidence"]
     return False

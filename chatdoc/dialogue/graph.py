@@ -119,8 +119,10 @@ def extract(state: ConsultationState) -> dict[str, Any]:
     log = [dict(q) for q in state.get("question_log", [])]
     last_slot = state.get("last_slot")
     question = log[-1]["text"] if log and log[-1]["slot"] == last_slot else None
+    item = next((it for it in plan(state["history"].get("complaint_set", "general")) if it.slot == last_slot), None)
     hist, prof, _filled = extract_turn(state["history"], state.get("profile") or {}, text, last_slot=last_slot,
-                                       question=question, is_first=state["history"].get("chief_complaint") is None)
+                                       question=question, is_first=state["history"].get("chief_complaint") is None,
+                                       covers=tuple(item.covers) if item and question else ())
     if hist.get("complaint_set", "general") == "general" and hist.get("chief_complaint"):
         persona = get_persona(state.get("persona"))
         # the complaint itself (not negated mentions such as "no fever") picks the question set

@@ -51,6 +51,19 @@ class Lexicon:
     def label(self, concept: str) -> str:
         return self.labels.get(concept) or concept.replace("_", " ")
 
+    def label_as_said(self, concept: str, said: str | None) -> str:
+        """The concept's label, or the patient's own words (quoted) when they share no word with it: "chills"
+        is not "fever", and "a history of reflux" is not "indigestion", so staff see what was actually said."""
+        label = self.label(concept)
+        if not said:
+            return label
+        lw = {w[:5] for w in re.findall(r"[a-z]{3,}", label.lower())} - _LABEL_FILLER
+        sw = {w[:5] for w in re.findall(r"[a-z]{3,}", said.lower())}
+        return label if lw & sw or not lw else f'"{said.strip()}"'
+
+
+_LABEL_FILLER = {"that", "does", "with", "under", "when", "from", "the", "and", "not"}
+
 
 def _plain(s: str) -> str:
     s = re.sub(r"\(.*?\)", "", s).lower().replace("'", "").strip()

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 SLOT_RX = re.compile(r"^(?:hpi\.(?:onset|location|duration|character|severity|radiation|timing|aggravating|relieving|associated)"
                      r"|pmh|medications|allergies|family_history|concerns|social\.(?:smoking|alcohol|drugs|occupation)"
-                     r"|profile\.(?:age|sex|pregnant)|ros\.[a-z0-9_]+)$")
+                     r"|profile\.(?:age|sex|pregnant)|review|ros\.[a-z0-9_]+)$")
 
 
 class QuestionError(ValueError):

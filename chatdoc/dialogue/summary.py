@@ -21,6 +21,7 @@ SLOT_LABELS = {
     "medications": "medications", "allergies": "allergies", "family_history": "family history", "concerns": "concerns",
     "social.smoking": "smoking", "social.alcohol": "alcohol", "social.drugs": "recreational drugs",
     "social.occupation": "occupation", "profile.age": "age", "profile.pregnant": "pregnancy", "profile.sex": "sex",
+    "review": "anything else",
 }
 
 
@@ -72,7 +73,7 @@ def structured(state: ConsultationState) -> dict[str, Any]:
         "allergies": lst("allergies"),
         "family_history": lst("family_history"),
         "social_history": social,
-        "ros": {"positives": [lex.label(c) for c in h["ros"]["positives"]],
+        "ros": {"positives": [lex.label_as_said(c, (h.get("said") or {}).get(c)) for c in h["ros"]["positives"]],
                 "negatives": [lex.label(c) for c in h["ros"]["negatives"]]},
         "red_flags": list(triage.get("red_flags", [])),
         "triage_level": triage.get("level", "unknown"),

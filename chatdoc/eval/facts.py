@@ -335,6 +335,7 @@ META_LABELS = re.compile(
     r"generated|disclaimer|note|plan|advice|next steps?|session|consultation|date)\b",
     re.I,
 )
+PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+>")  # chatdoc.privacy placeholders ("<PERSON_1>")
 NON_CLAIM = re.compile(
     r"\b(none|not (?:reported|asked|known|discussed|obtained|recorded|provided|stated|assessed)|unknown|n/?a|"
     r"nil|no information|not documented|pending|to be determined|unanswered|false|true)\b",
@@ -354,6 +355,7 @@ def summary_claims_polar(summary_text: str) -> list[tuple[str, bool]]:
             pol = [(norm(w), neg) for w, neg, p in scanned if p == pi]
             for sub in re.split(r"\band\b|\bor\b", part):
                 sub = _LABEL.sub("", _LABEL.sub("", sub)).strip()
+                sub = PLACEHOLDER.sub("", sub).strip()  # a redacted identifier is not a clinical claim
                 if not sub or META_LABELS.match(sub) or (NON_CLAIM.search(sub) and len(key_terms(sub)) <= 2):
                     continue
                 kt = key_terms(sub)

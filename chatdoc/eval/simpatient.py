@@ -278,6 +278,10 @@ class SimulatedPatient:
                 hits = self._retrieve(q_terms, cands)
                 if not hits and cands and (kind_intent != "social" or not set(q_terms) - _GENERAL_SOCIAL):
                     hits = cands[:4]  # a general question about the category: all of it
+                if not hits and kind_intent == "social":
+                    # records file "denies recent travel" / "sick contacts" under either social history or the
+                    # review of systems: a real patient answers from what they know, whatever the section
+                    hits = self._retrieve(q_terms, self._facts_of("ros_negative", "ros_positive"))
                 if hits:
                     return [self._say(self.records[h]) for h in hits]
                 if kind_intent != "social" or len(intents) == 1:

@@ -136,3 +136,12 @@ def test_local_negation_inside_negative_list_and_abbreviation():
     assert match_fact(Fact("neck stiffness", "ros_negative"), text).matched
     assert match_fact(Fact("Polycystic ovarian syndrome (PCOS)", "pmh"), text).matched
     assert match_fact(Fact("fever", "ros_positive"), text).matched
+
+
+def test_redaction_placeholders_are_not_claims():
+    from chatdoc.eval.facts import unsupported_claims
+
+    summary = "SH: lives with <PERSON_1>; works as a teacher"
+    said = ["I live with my husband Tom.", "I work as a teacher."]
+    assert unsupported_claims(summary, said) == []
+    assert unsupported_claims("SH: lives with <PERSON_1>; keeps racing pigeons", said)  # a real unsupported claim still counts

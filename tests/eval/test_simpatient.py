@@ -65,3 +65,15 @@ def test_yaml_patient_categories():
     assert "salbutamol" in p.answer("Do you take any medicines?")
     assert "three days ago" in p.answer("How long has this been going on?")
     assert "cough" in p.answer("Do you have a cough?") and p.said[-1].startswith("No")
+
+
+def test_social_question_answered_from_whatever_section_holds_it():
+    """AgentClinic files "denies recent travel" under Review_of_Systems in some cases: asked about travel,
+    the patient still denies it."""
+    cases = load_agentclinic(AGENTCLINIC)
+    case = next(c for c in cases if any(f.kind == "ros_negative" and "travel" in f.text.lower() for f in c.facts)
+                and not any(f.kind == "social" and "travel" in f.text.lower() for f in c.facts))
+    p = SimulatedPatient(case)
+    a = p.answer("Have you travelled recently?")
+    assert a.startswith("No") and "travel" in a
+    assert p.answer("Do you ride horses?") in ("Not that I know of.", "I don't know.")
