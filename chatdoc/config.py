@@ -42,6 +42,7 @@ class ModelSettings(_Section):
     cache_dir: Path = Path("~/.cache/chatdoc/models")
     max_context_tokens: int = Field(2048, ge=128)
     threads: int = Field(0, ge=0)  # 0 = torch default
+    cpu_kernels: Literal["fbgemm", "plain"] = "fbgemm"  # CPU decode: fbgemm fast path (llm/cpu_decode.py) or as loaded
     backend: Literal["transformers"] = "transformers"
 
 

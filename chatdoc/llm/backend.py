@@ -162,6 +162,8 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from chatdoc.llm import cpu_decode
+
         m = self.settings.model
         if m.threads:
             torch.set_num_threads(m.threads)
@@ -180,6 +182,8 @@ class TransformersBackend:
         self.base_model = model
         self.model = model  # becomes a PeftModel once an adapter is loaded
         self.quantization = detect_quantization(model)
+        # CPU: fbgemm kernels instead of bitsandbytes' dequantize-per-call (~4x decode); never raises
+        self.cpu_kernels = cpu_decode.apply(model, m.cpu_kernels, self.device)
         self.use_chat_template = bool(getattr(self.tokenizer, "chat_template", None)) and not self.resolved.is_base_model
         logger.info(
             "model loaded: base={} quantization={} device={} params={}",
@@ -191,7 +195,8 @@ class TransformersBackend:
 
     # ---------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:
-        mem = self.base_model.get_memory_footprint()
+        # parameters + buffers, plus the fast path's packed weight copies (not parameters)
+        mem = self.base_model.get_memory_footprint() + self.cpu_kernels.get("extra_bytes", 0)
         return {
             "base_model": self.resolved.name,
             "source_kind": self.resolved.kind,
@@ -202,6 +207,7 @@ class TransformersBackend:
             "device": self.device,
             "parameters": self.quantization["parameters"],
             "memory_footprint_bytes": mem,
+            "cpu_kernels": self.cpu_kernels,
             "active_adapter": self._active,
             "loaded_adapters": sorted(self._loaded_adapters),
             "prompt_format": "chat_template" if self.use_chat_template else "chatdoc",

@@ -44,6 +44,10 @@ def _one(quant: str, new_tokens: int, adapter: str | None, cold: bool) -> dict:
     b = TransformersBackend(settings)
     out["cached_load_s"] = round(time.perf_counter() - t0, 2)
     out["quantization_in_effect"] = b.quantization["in_effect"]
+    ck = b.info()["cpu_kernels"]
+    out["cpu_kernels"] = ck["in_effect"]
+    if "convert_s" in ck:
+        out["cpu_kernels_convert_s"] = ck["convert_s"]
     out["memory_footprint_mb"] = round(b.info()["memory_footprint_bytes"] / 2**20, 1)
     prompt = render("You are a careful clinical assistant.", [Turn(r, t) for r, t in BENCH_PROMPT_TURNS])
 
