@@ -238,7 +238,18 @@ def consent_text() -> str:
 
 def _resolve_adapter(adapter: Any) -> str | None:
     if adapter is ...:
-        return _settings().adapters.active if _default_adapter is ... else _default_adapter
+        if _default_adapter is not ...:
+            return _default_adapter
+        name = _settings().adapters.active
+        if name:
+            from chatdoc.llm.adapters import AdapterError, adapter_dir
+
+            try:  # a configured adapter that is not there: new consultations use the base model (logged)
+                adapter_dir(_settings().path(_settings().adapters.dir), name)
+            except AdapterError as e:
+                logger.warning("configured adapter not used for new consultations: {}", e)
+                return None
+        return name
     return adapter
 
 

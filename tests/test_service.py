@@ -96,3 +96,22 @@ def test_unconsented_sessions_are_bounded_in_memory(monkeypatch):
     service._pending[ids[-1]]["created"] -= service.PENDING_TTL_S + 1
     service.start_consultation()
     assert ids[-1] not in service._pending
+
+
+def test_a_missing_configured_adapter_falls_back_to_the_base_model(monkeypatch, tmp_path):
+    """The shipped default adapter may be absent (another adapters dir): new consultations use the base
+    model instead of failing; an explicit choice is kept as given."""
+    from chatdoc import service
+    from chatdoc.config import get_settings
+
+    monkeypatch.setattr(service, "_default_adapter", ...)  # no activate_adapter() choice in effect
+    monkeypatch.setenv("CHATDOC_ADAPTERS_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        assert get_settings().adapters.active  # the default config names one
+        assert service._resolve_adapter(...) is None
+        assert service._resolve_adapter("explicit") == "explicit"
+    finally:
+        monkeypatch.delenv("CHATDOC_ADAPTERS_DIR")
+        get_settings.cache_clear()
+    assert service._resolve_adapter(...) == get_settings().adapters.active  # present in adapters/: used

@@ -127,8 +127,15 @@ class TransformersBackend:
         t1 = time.perf_counter()
         self._load()
         self.load_times["load_s"] = time.perf_counter() - t1
+        self.adapter_error: str | None = None  # why the configured adapter is not in use, if it is not
         if settings.adapters.active:
-            self.activate_adapter(settings.adapters.active)
+            try:
+                self.activate_adapter(settings.adapters.active)
+            except adapter_files.AdapterError as e:
+                # a missing or broken configured adapter must not take the app down: serve the base model,
+                # say so in the log and in info() (the researcher view shows it)
+                self.adapter_error = f"configured adapter {settings.adapters.active!r} not used: {e}"
+                logger.warning("{}; serving the base model", self.adapter_error)
 
     # ---------------------------------------------------------------- loading
     def _device(self) -> str:
@@ -209,6 +216,7 @@ class TransformersBackend:
             "memory_footprint_bytes": mem,
             "cpu_kernels": self.cpu_kernels,
             "active_adapter": self._active,
+            "adapter_error": self.adapter_error,
             "loaded_adapters": sorted(self._loaded_adapters),
             "prompt_format": "chat_template" if self.use_chat_template else "chatdoc",
             "max_context_tokens": self.settings.model.max_context_tokens,
