@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import copy
 import re
-from functools import lru_cache
 from dataclasses import dataclass
 
-from chatdoc.dialogue.lexicon import get_lexicon
+from chatdoc.dialogue.lexicon import get_lexicon, stems
 from chatdoc.dialogue.state import HPI_FIELDS, LIST_SLOTS, History, Profile
 
 NUM_WORDS = r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a couple of|couple of|several|a|an)"
@@ -198,16 +197,9 @@ def is_intro(sentence: str) -> bool:
     return bool(_GREETING.match(sentence) or _INTRO.match(sentence))
 
 
-@lru_cache(maxsize=50000)
-def _stem(word: str) -> str:
-    from nltk.stem.porter import PorterStemmer
-
-    return PorterStemmer().stem(word)
-
-
 def _words(s: str) -> set[str]:
-    """Stemmed content words (Porter: "hypertension" and "hyperlipidemia" stay apart; "vomited" = "vomiting")."""
-    return {_stem(w) for w in re.findall(r"[a-z]{3,}", _lower(s)) if w not in _STOP}
+    """Stemmed content words (``lexicon.stems``)."""
+    return stems(s, _STOP)
 
 
 _STOP = set("""the and with have has had been having for that this was were are you your yes not any than then they their

@@ -16,8 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
+from nltk.stem.porter import PorterStemmer
 
 from chatdoc.log import logger
+
+_PORTER = PorterStemmer()
 
 # Red-flag concepts that are modifiers or context, not symptoms (never listed as ROS findings).
 NON_SYMPTOM = {
@@ -57,12 +60,23 @@ class Lexicon:
         label = self.label(concept)
         if not said:
             return label
-        lw = {w[:5] for w in re.findall(r"[a-z]{3,}", label.lower())} - _LABEL_FILLER
-        sw = {w[:5] for w in re.findall(r"[a-z]{3,}", said.lower())}
-        return label if lw & sw or not lw else f'"{said.strip()}"'
+        lw = stems(label, _LABEL_FILLER)
+        return label if lw & stems(said) or not lw else f'"{said.strip()}"'
 
 
-_LABEL_FILLER = {"that", "does", "with", "under", "when", "from", "the", "and", "not"}
+_LABEL_FILLER = frozenset({"that", "does", "with", "under", "when", "from", "the", "and", "not"})
+
+
+@lru_cache(maxsize=50000)
+def stem(word: str) -> str:
+    """Porter stem of one lower-case word (the one stemmer of extraction and of the evaluation matcher)."""
+    return _PORTER.stem(word)
+
+
+def stems(text: str, stop: frozenset[str] | set[str] = frozenset()) -> set[str]:
+    """Stemmed words of 3+ letters, ``stop`` words left out ("hypertension" and "hyperlipidemia" stay apart,
+    "vomited" = "vomiting")."""
+    return {stem(w) for w in re.findall(r"[a-z]{3,}", text.lower()) if w not in stop}
 
 
 def _plain(s: str) -> str:

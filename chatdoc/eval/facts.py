@@ -29,9 +29,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 
-from nltk.stem.porter import PorterStemmer
+from chatdoc.dialogue.lexicon import stem
 
 THRESHOLD = 0.6
 SUPPORT_THRESHOLD = 0.5
@@ -113,12 +112,7 @@ _SYN_WORDS: dict[str, tuple[str, ...]] = {
     "pregnan": ("pregnant", "pregnancy", "pregnancies", "gestation", "gravid"),
 }
 
-_stemmer = PorterStemmer()
-
-
-@lru_cache(maxsize=20000)
-def _stem(word: str) -> str:
-    return _stemmer.stem(word)
+_stem = stem  # the dialogue lexicon's Porter stemmer: extraction and this matcher stem alike
 
 
 def _build_syn() -> dict[str, str]:
