@@ -43,6 +43,8 @@ class ModelSettings(_Section):
     max_context_tokens: int = Field(2048, ge=128)
     threads: int = Field(0, ge=0)  # 0 = torch default
     cpu_kernels: Literal["fbgemm", "plain"] = "fbgemm"  # CPU decode: fbgemm fast path (llm/cpu_decode.py) or as loaded
+    # with the fbgemm path on a Gemma 3 model: our own generation loop (llm/gemma3_decode.py) or model.generate
+    decode_loop: Literal["auto", "transformers"] = "auto"
     backend: Literal["transformers"] = "transformers"
 
 

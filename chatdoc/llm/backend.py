@@ -44,6 +44,7 @@ class GenerationResult:
     total_s: float
     stopped_by: str  # stop | length | cancel
     adapter: str | None
+    decode_loop: str = "transformers"  # or "chatdoc-gemma3" (llm/gemma3_decode.py)
 
     @property
     def decode_tok_s(self) -> float:
@@ -169,7 +170,7 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from chatdoc.llm import cpu_decode
+        from chatdoc.llm import cpu_decode, gemma3_decode
 
         m = self.settings.model
         if m.threads:
@@ -191,6 +192,14 @@ class TransformersBackend:
         self.quantization = detect_quantization(model)
         # CPU: fbgemm kernels instead of bitsandbytes' dequantize-per-call (~4x decode); never raises
         self.cpu_kernels = cpu_decode.apply(model, m.cpu_kernels, self.device)
+        self.decoder = None  # own generation loop, where it covers the model (else model.generate)
+        if self.cpu_kernels["in_effect"] == "fbgemm" and m.decode_loop == "auto":
+            self.decoder = gemma3_decode.build(model, m.max_context_tokens)
+        if self.decoder is not None:
+            self.cpu_kernels["decode_loop"] = "chatdoc-gemma3"
+            self.cpu_kernels["extra_bytes"] += self.decoder.extra_bytes
+        else:
+            self.cpu_kernels["decode_loop"] = "transformers"
         self.use_chat_template = bool(getattr(self.tokenizer, "chat_template", None)) and not self.resolved.is_base_model
         logger.info(
             "model loaded: base={} quantization={} device={} params={}",
@@ -267,6 +276,8 @@ class TransformersBackend:
             if name in self._loaded_adapters:
                 return
             d, _card, _cfg = adapter_files.load_checked(self.adapters_root, name, self.resolved.checksum)
+            if self.decoder is not None:
+                self.decoder.forget(name)
             t0 = time.perf_counter()
             try:
                 if self.model is self.base_model:
@@ -297,6 +308,8 @@ class TransformersBackend:
     def unload_adapter(self, name: str) -> None:
         with self._lock:
             if name in self._loaded_adapters:
+                if self.decoder is not None:
+                    self.decoder.forget(name)
                 self.model.delete_adapter(name)
                 self._loaded_adapters.discard(name)
                 if not self._loaded_adapters:  # restore the plain base modules (no merge)
@@ -379,7 +392,13 @@ class TransformersBackend:
                     if seed is not None:
                         torch.manual_seed(seed)
                     with self._use_adapter(adapter), torch.inference_mode():
-                        self.model.generate(**gen_kwargs)
+                        lora = self.decoder.lora_for(self.model, adapter) if self.decoder is not None else None
+                        if lora is not None:
+                            meta["decode_loop"] = "chatdoc-gemma3"
+                            self.decoder.generate(**gen_kwargs, lora=lora)
+                        else:
+                            meta["decode_loop"] = "transformers"
+                            self.model.generate(**gen_kwargs)
                 except BaseException as e:  # surface in the consumer thread
                     logger.exception("generation failed")
                     errors.append(e)
@@ -425,6 +444,7 @@ class TransformersBackend:
                 total_s=end - t0,
                 stopped_by=reason,
                 adapter=adapter,
+                decode_loop=meta.get("decode_loop", "transformers"),
             )
 
         handle.pieces = _pieces()

@@ -47,6 +47,7 @@ def _linear_forward(mod: torch.nn.Module, w: torch.Tensor):
             return orig(x)
         return torch.ops.quantized.linear_dynamic_fp16(x.float().contiguous(), packed).to(x.dtype)
 
+    forward.packed = packed  # reused by chatdoc.llm.gemma3_decode
     return forward, w.numel() * 2
 
 
@@ -68,7 +69,7 @@ def _head_forward(head: torch.nn.Linear, k: int):
         # reduce_range: 7-bit activations, so AVX2's u8*s8 pair sums cannot saturate int16
         logits = torch.ops.quantized.linear_dynamic(x, packed, True)
         if k:  # exact fp32 logits for the int8 top-k: reads only k rows of the weight per position
-            idx = logits.topk(k, dim=-1).indices
+            idx = topk_indices(logits, k)
             exact = torch.einsum("...d,...kd->...k", x, head.weight[idx].float())
             if head.bias is not None:
                 exact += head.bias[idx].float()
@@ -76,6 +77,34 @@ def _head_forward(head: torch.nn.Linear, k: int):
         return logits
 
     return forward, w.numel() + scale.numel() * 4
+
+
+def topk_indices(x: torch.Tensor, k: int, block: int = 512) -> torch.Tensor:
+    """Indices of the k largest of the last dim (any order), exactly, ~3x faster than ``topk`` on a 262k vocab.
+
+    The k largest values lie in the k blocks with the largest maxima (a block holding one of them has a max at least
+    that large, and fewer than k other blocks can beat it), so: block maxima, top-k blocks, top-k inside those.
+    """
+    n = x.shape[-1]
+    if n % block or n // block < 4 * k:
+        return x.topk(k, dim=-1).indices
+    rows = x.reshape(-1, n // block, block)
+    blk = rows.amax(-1).topk(k, dim=-1).indices  # [R, k]
+    cand = torch.gather(rows, 1, blk[..., None].expand(-1, -1, block)).reshape(rows.shape[0], -1)
+    j = cand.topk(k, dim=-1).indices
+    idx = torch.gather(blk, 1, j // block) * block + j % block
+    return idx.reshape(*x.shape[:-1], k)
+
+
+def argmax(x: torch.Tensor) -> torch.Tensor:
+    """``x.argmax(-1)`` for one row (first index of the max, like argmax), ~8x faster on a 262k vocab:
+    torch's CPU argmax is not vectorized, ``amax`` is."""
+    n = x.shape[-1]
+    if x.dim() != 1 or n % 512:
+        return x.argmax(-1)
+    rows = x.view(-1, 512)
+    b = rows.amax(-1).argmax()
+    return b * 512 + rows[b].argmax()
 
 
 def _norm_forward(mod: torch.nn.Module):
@@ -105,16 +134,22 @@ def _norm_forward(mod: torch.nn.Module):
     return forward
 
 
-def _base_linears(model, head):
-    """(module, dequantized fp32 weight getter) for the 4-bit or plain base linears, not LoRA's."""
-    import bitsandbytes as bnb
+def dequantized(mod: torch.nn.Module) -> torch.Tensor:
+    """The weight of a base linear (bitsandbytes 4-bit or plain), dequantized; peft's wrapper is looked through."""
     from bitsandbytes.functional import dequantize_4bit
 
+    mod = getattr(mod, "base_layer", mod)
+    qs = getattr(mod.weight, "quant_state", None)
+    return mod.weight if qs is None else dequantize_4bit(mod.weight.data, qs)
+
+
+def _base_linears(model, head):
+    """The 4-bit or plain base linears, not LoRA's and not the head."""
+    import bitsandbytes as bnb
+
     for name, mod in model.named_modules():
-        if isinstance(mod, bnb.nn.Linear4bit):
-            yield mod, lambda m=mod: dequantize_4bit(m.weight.data, m.weight.quant_state)
-        elif type(mod) is torch.nn.Linear and mod is not head and "lora_" not in name:
-            yield mod, lambda m=mod: m.weight
+        if isinstance(mod, bnb.nn.Linear4bit) or (type(mod) is torch.nn.Linear and mod is not head and "lora_" not in name):
+            yield mod
 
 
 def apply(model, kernels: str, device: str) -> dict:
@@ -153,8 +188,8 @@ def accelerate_cpu(model, exact_topk: int = EXACT_TOPK) -> dict:
     head = model.get_output_embeddings()
     n_linear = linear_bytes = head_bytes = 0
     with torch.no_grad():
-        for mod, weight in _base_linears(model, head):
-            mod.forward, nb = _linear_forward(mod, weight())
+        for mod in _base_linears(model, head):
+            mod.forward, nb = _linear_forward(mod, dequantized(mod))
             n_linear, linear_bytes = n_linear + 1, linear_bytes + nb
         if isinstance(head, torch.nn.Linear):
             head.forward, head_bytes = _head_forward(head, exact_topk)

@@ -37,9 +37,11 @@ def plain_path(b):
     assert saved
     for m in saved:
         del m.forward
+    decoder, b.decoder = b.decoder, None  # our generation loop runs the packed weights itself
     try:
         yield
     finally:
+        b.decoder = decoder
         for m, f in saved.items():
             m.forward = f
 
