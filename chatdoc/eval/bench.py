@@ -6,7 +6,8 @@ Measures, in one process unless noted:
 * model-only TTFT and decode tokens/s on the fixed bench prompt (greedy, ``new_tokens`` tokens);
 * the same prompt and token count through llama.cpp (``llama-cpp-python``, the same GGUF file, same
   thread count, greedy/temperature 0) and the ratio chatdoc decode tok/s / llama.cpp decode tok/s;
-  "not installed" when ``llama_cpp`` cannot be imported;
+  "not installed" when ``llama_cpp`` cannot be imported. The two alternate for ``ROUNDS`` runs each
+  (medians reported, ratio = median of the per-round ratios), because this shared VM's speed drifts;
 * a scripted ten-turn consultation through ``chatdoc.service``: per-turn latency p50/p95, generation
   time inside each turn (the backend's ``stream`` is wrapped to time it), graph overhead = turn time -
   generation time, Redis time (``redis.Redis.execute_command`` / pipeline ``execute`` are wrapped);
@@ -197,29 +198,42 @@ def concurrent(svc, timers: _Timers, users: int, turns: int) -> dict:
             "errors": errors[:3]}
 
 
-def model_only(backend, new_tokens: int) -> tuple[dict, str]:
-    from chatdoc.llm import GenerationRequest, Turn, render
+ROUNDS = 3  # decode speed on a shared 2-core VM drifts +-30% minute to minute: alternate chatdoc and llama.cpp
+
+
+def _median_run(runs: list[dict]) -> dict:
+    mid = sorted(runs, key=lambda r: r["decode_tok_s"])[len(runs) // 2]
+    return {**mid, "decode_tok_s_runs": [r["decode_tok_s"] for r in runs]}
+
+
+def bench_prompt() -> str:
+    from chatdoc.llm import Turn, render
     from chatdoc.llm.bench import BENCH_PROMPT_TURNS
 
-    prompt = render("You are a careful clinical assistant.", [Turn(r, t) for r, t in BENCH_PROMPT_TURNS])
-    backend.generate(GenerationRequest(prompt=prompt, greedy=True, max_new_tokens=4, stop=(), adapter=None))
+    return render("You are a careful clinical assistant.", [Turn(r, t) for r, t in BENCH_PROMPT_TURNS])
+
+
+def model_once(backend, prompt: str, new_tokens: int) -> dict:
+    from chatdoc.llm import GenerationRequest
+
     r = backend.generate(GenerationRequest(prompt=prompt, greedy=True, max_new_tokens=new_tokens, stop=(), adapter=None))
     return {"ttft_s": round(r.ttft_s, 4), "decode_tok_s": round(r.decode_tok_s, 2), "new_tokens": r.new_tokens,
-            "prompt_tokens": r.prompt_tokens}, prompt
+            "prompt_tokens": r.prompt_tokens, "decode_loop": r.decode_loop}
 
 
-def llama_cpp_run(prompt: str, new_tokens: int, threads: int, gguf_path) -> dict:
+def llama_cpp_session(prompt: str, threads: int, gguf_path):
+    """(info, once) for llama.cpp on the same GGUF, or (status, None) when it is not installed."""
     try:
         import llama_cpp  # noqa: F401
         from llama_cpp import Llama
     except Exception:  # noqa: BLE001 - missing or broken build: optional
-        return {"status": "not installed"}
+        return {"status": "not installed"}, None
     t0 = time.perf_counter()
     llm = Llama(model_path=str(gguf_path), n_threads=threads, n_threads_batch=threads, n_ctx=2048, verbose=False, seed=0)
     load_s = time.perf_counter() - t0
     tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
 
-    def once(n):
+    def once(n: int) -> dict:
         llm.reset()
         t_start = time.perf_counter()
         t_first = None
@@ -231,13 +245,40 @@ def llama_cpp_run(prompt: str, new_tokens: int, threads: int, gguf_path) -> dict
             if count >= n:
                 break
         end = time.perf_counter()
-        return t_start, t_first or end, end, count
+        tf = t_first or end
+        return {"ttft_s": round(tf - t_start, 4), "new_tokens": count,
+                "decode_tok_s": round((count - 1) / (end - tf), 2) if count > 1 and end > tf else 0.0}
 
-    once(4)  # warm-up, as for chatdoc
-    ts, tf, te, n = once(new_tokens)
-    return {"status": "ok", "version": getattr(llama_cpp, "__version__", "?"), "load_s": round(load_s, 3),
-            "ttft_s": round(tf - ts, 4), "decode_tok_s": round((n - 1) / (te - tf), 2) if n > 1 and te > tf else 0.0,
-            "new_tokens": n, "prompt_tokens": len(tokens), "threads": threads, "gguf": str(gguf_path)}
+    info = {"status": "ok", "version": getattr(llama_cpp, "__version__", "?"), "load_s": round(load_s, 3),
+            "prompt_tokens": len(tokens), "threads": threads, "gguf": str(gguf_path)}
+    return info, once
+
+
+def decode_vs_llama_cpp(backend, new_tokens: int, threads: int, gguf, llama: bool = True, rounds: int = ROUNDS) -> dict:
+    """chatdoc and llama.cpp decode, alternating run by run (so drift of the machine hits both), median of each.
+
+    The ratio is the median of the per-round ratios."""
+    prompt = bench_prompt()
+    if not llama:
+        lc, once = {"status": "skipped"}, None
+    elif gguf is None:
+        lc, once = {"status": "no GGUF for this base model"}, None
+    else:
+        lc, once = llama_cpp_session(prompt, threads, gguf)
+    model_once(backend, prompt, 4)  # warm-up both
+    if once:
+        once(4)
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(model_once(backend, prompt, new_tokens))
+        if once:
+            theirs.append(once(new_tokens))
+    out = {"model": _median_run(ours), "llama_cpp": {**lc, **_median_run(theirs)} if theirs else lc, "ratio": None}
+    ratios = [a["decode_tok_s"] / b["decode_tok_s"] for a, b in zip(ours, theirs) if b["decode_tok_s"]]
+    if ratios:
+        out["ratio"] = round(sorted(ratios)[len(ratios) // 2], 3)
+        out["ratio_runs"] = [round(r, 3) for r in ratios]
+    return out
 
 
 def _gguf_for(settings):
@@ -302,18 +343,13 @@ def run_bench(new_tokens: int = 64, turns: int = 10, concurrency: tuple[int, ...
     t0 = time.perf_counter()
     backend = get_backend()
     out["load"]["in_process_s"] = round(time.perf_counter() - t0, 3)
-    say("model-only generation")
-    out["model"], prompt = model_only(backend, new_tokens)
     threads = settings.model.threads or machine()["torch_threads"]
-    if llama:
-        gguf = _gguf_for(settings)
-        say("llama.cpp")
-        out["llama_cpp"] = llama_cpp_run(prompt, new_tokens, threads, gguf) if gguf else {"status": "no GGUF for this base model"}
-    else:
-        out["llama_cpp"] = {"status": "skipped"}
-    lc = out["llama_cpp"]
-    out["decode_ratio_vs_llama_cpp"] = (round(out["model"]["decode_tok_s"] / lc["decode_tok_s"], 3)
-                                        if lc.get("status") == "ok" and lc.get("decode_tok_s") else None)
+    say(f"model-only generation{' and llama.cpp, alternating' if llama else ''}")
+    d = decode_vs_llama_cpp(backend, new_tokens, threads, _gguf_for(settings) if llama else None, llama)
+    out["model"], out["llama_cpp"] = d["model"], d["llama_cpp"]
+    out["decode_ratio_vs_llama_cpp"] = d["ratio"]
+    if "ratio_runs" in d:
+        out["decode_ratio_runs"] = d["ratio_runs"]
     import chatdoc.service as svc
 
     with instrument(backend) as timers:
