@@ -45,6 +45,9 @@ class ModelSettings(_Section):
     cpu_kernels: Literal["fbgemm", "plain"] = "fbgemm"  # CPU decode: fbgemm fast path (llm/cpu_decode.py) or as loaded
     # with the fbgemm path on a Gemma 3 model: our own generation loop (llm/gemma3_decode.py) or model.generate
     decode_loop: Literal["auto", "transformers"] = "auto"
+    # that loop's one-token steps on nf4 weights: our AVX2 4-bit kernel (llm/nf4_kernel.py, compiled with gcc
+    # into <cache_dir>/../kernels on first use) or fbgemm fp16
+    nf4_kernel: bool = True
     backend: Literal["transformers"] = "transformers"
 
 

@@ -344,6 +344,7 @@ def run_bench(new_tokens: int = 64, turns: int = 10, concurrency: tuple[int, ...
     backend = get_backend()
     out["load"]["in_process_s"] = round(time.perf_counter() - t0, 3)
     threads = settings.model.threads or machine()["torch_threads"]
+    out["config"]["threads"] = threads
     say(f"model-only generation{' and llama.cpp, alternating' if llama else ''}")
     d = decode_vs_llama_cpp(backend, new_tokens, threads, _gguf_for(settings) if llama else None, llama)
     out["model"], out["llama_cpp"] = d["model"], d["llama_cpp"]

@@ -90,7 +90,9 @@ def bench_row(res: dict) -> list:
     c = res.get("consultation") or {}
     lc = res.get("llama_cpp") or {}
     return [
-        res["date"], machine_label(res["machine"]), f"{res['config']['model']}/{res['config']['quantization']}",
+        res["date"], machine_label(res["machine"]),
+        f"{res['config']['model']}/{res['config']['quantization']}"
+        + (f", {res['config']['threads']} thr" if res["config"].get("threads") else ""),
         (res.get("load") or {}).get("cold_materialize_s"), (res.get("load") or {}).get("cached_load_s"),
         res["model"]["ttft_s"], res["model"]["decode_tok_s"],
         lc.get("decode_tok_s") if lc.get("status") == "ok" else lc.get("status"), res.get("decode_ratio_vs_llama_cpp"),

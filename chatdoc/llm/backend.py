@@ -194,9 +194,11 @@ class TransformersBackend:
         self.cpu_kernels = cpu_decode.apply(model, m.cpu_kernels, self.device)
         self.decoder = None  # own generation loop, where it covers the model (else model.generate)
         if self.cpu_kernels["in_effect"] == "fbgemm" and m.decode_loop == "auto":
-            self.decoder = gemma3_decode.build(model, m.max_context_tokens)
+            kernels = self.settings.path(m.cache_dir).parent / "kernels" if m.nf4_kernel else None
+            self.decoder = gemma3_decode.build(model, m.max_context_tokens, kernels)
         if self.decoder is not None:
             self.cpu_kernels["decode_loop"] = "chatdoc-gemma3"
+            self.cpu_kernels["nf4_kernel_layers"] = self.decoder.nf4_layers
             self.cpu_kernels["extra_bytes"] += self.decoder.extra_bytes
         else:
             self.cpu_kernels["decode_loop"] = "transformers"

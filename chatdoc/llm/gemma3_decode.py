@@ -37,10 +37,11 @@ _ALL = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_pr
 @dataclass
 class _Layer:
     sliding: bool
-    qkv: object  # fbgemm packed fp16 weights
+    qkv: object  # fbgemm packed fp16 weights (prefill; decode steps too without the nf4 kernel)
     o: object
     gate_up: object
     down: object
+    nf4: dict | None  # "qkv"/"o"/"gate_up"/"down" -> nf4_kernel.NF4Matrix for one-token steps
     in_w: torch.Tensor  # RMSNorm scales (Gemma's 1 + w), fp32
     attn_w: torch.Tensor
     pre_w: torch.Tensor
@@ -49,8 +50,8 @@ class _Layer:
     modules: dict = field(default_factory=dict)  # projection name -> module path parent (for LoRA lookup)
 
 
-def _lin(x: torch.Tensor, packed, lora) -> torch.Tensor:
-    y = torch.ops.quantized.linear_dynamic_fp16(x, packed)
+def _lin(x: torch.Tensor, packed, lora, nf4=None) -> torch.Tensor:
+    y = nf4.matvec(x) if nf4 is not None and x.shape[0] == 1 else torch.ops.quantized.linear_dynamic_fp16(x, packed)
     if lora is not None:
         a_t, b_t = lora
         y = torch.addmm(y, x @ a_t, b_t)
@@ -62,7 +63,7 @@ def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
     return x * torch.rsqrt(x.square().mean(-1, keepdim=True).add_(eps)) * w
 
 
-def build(model, max_ctx: int) -> Gemma3Decoder | None:
+def build(model, max_ctx: int, nf4_kernel_cache=None) -> Gemma3Decoder | None:
     """A decoder for a CPU fast-path Gemma 3 text model, or None (the caller keeps ``model.generate``)."""
     cfg = getattr(model, "config", None)
     why = None
@@ -78,15 +79,17 @@ def build(model, max_ctx: int) -> Gemma3Decoder | None:
         logger.info("own decode loop not used: {}", why)
         return None
     try:
-        return Gemma3Decoder(model, max_ctx)
+        return Gemma3Decoder(model, max_ctx, nf4_kernel_cache)
     except Exception as e:  # noqa: BLE001 - never take the backend down: model.generate still works
         logger.warning("own decode loop not used: {!r}", e)
         return None
 
 
 class Gemma3Decoder:
-    def __init__(self, model, max_ctx: int):
+    def __init__(self, model, max_ctx: int, nf4_kernel_cache=None):
+        """``nf4_kernel_cache``: where the nf4 kernel is compiled (None: one-token steps use fbgemm fp16)."""
         cfg = model.config
+        self.nf4_cache = nf4_kernel_cache
         self.model = model
         self.cfg = cfg
         self.eps = float(cfg.rms_norm_eps)
@@ -101,7 +104,8 @@ class Gemma3Decoder:
         self._rope_tables(max_ctx)
         self._kv = None
         self._lora: dict[str, list | None] = {}
-        self.extra_bytes = sum(
+        self.nf4_layers = sum(L.nf4 is not None for L in self.layers)
+        self.extra_bytes = sum(m.nbytes for L in self.layers if L.nf4 for m in L.nf4.values()) + sum(
             4 * (p.numel()) for L in self.layers for p in (L.in_w, L.attn_w, L.pre_w, L.post_w, L.qk_w)
         ) + 2 * sum(n * cfg.hidden_size for n in (
             (self.n_heads + 2 * self.n_kv) * self.head_dim, 2 * cfg.intermediate_size)) * len(self.layers)
@@ -124,6 +128,7 @@ class Gemma3Decoder:
 
         if any(getattr(mods[n], "bias", None) is not None for n in _ALL):
             raise ValueError("projection biases")
+        nf4 = self._nf4(mods)
         q_scale = scale(attn.q_norm) * float(attn.scaling)  # query_pre_attn_scalar ** -0.5
         qk_w = torch.cat([q_scale.expand(self.n_heads, -1), scale(attn.k_norm).expand(self.n_kv, -1)]).contiguous()
         return _Layer(
@@ -132,8 +137,30 @@ class Gemma3Decoder:
             gate_up=pack(_MLP), down=mods["down_proj"].forward.packed,
             in_w=scale(layer.input_layernorm), attn_w=scale(layer.post_attention_layernorm),
             pre_w=scale(layer.pre_feedforward_layernorm), post_w=scale(layer.post_feedforward_layernorm),
-            qk_w=qk_w, modules={"attn": attn, "mlp": mlp},
+            qk_w=qk_w, nf4=nf4, modules={"attn": attn, "mlp": mlp},
         )
+
+    def _nf4(self, mods: dict) -> dict | None:
+        """nf4 kernel matrices for the layer's projections, or None (bnb nf4 weights and the kernel needed)."""
+        from chatdoc.llm import nf4_kernel
+
+        if self.nf4_cache is None:
+            return None
+        qs = [getattr(mods[n].weight, "quant_state", None) for n in _ALL]
+        if any(q is None or getattr(q, "quant_type", None) != "nf4" or q.blocksize != nf4_kernel.BLOCK for q in qs):
+            return None
+        if nf4_kernel.library(self.nf4_cache) is None:
+            return None
+        lut = qs[0].code
+        try:
+            return {
+                key: nf4_kernel.NF4Matrix(torch.cat([cpu_decode.dequantized(mods[n]).float() for n in names]), lut,
+                                          self.nf4_cache)
+                for key, names in (("qkv", _ATTN), ("o", ("o_proj",)), ("gate_up", _MLP), ("down", ("down_proj",)))
+            }
+        except ValueError as e:
+            logger.info("nf4 kernel not used for a layer: {}", e)
+            return None
 
     def _rope_tables(self, n: int) -> None:
         """cos and sign-folded sin per layer type: rope(x) = x*cos + roll(x, d/2)*sin_signed."""
@@ -220,9 +247,10 @@ class Gemma3Decoder:
         nq, d, eps = self.n_heads, self.head_dim, self.eps
         for i, L in enumerate(self.layers):
             lo = lora[i] if lora else {}
+            k4 = L.nf4 or {}
             cos, sin = self.rope["sliding" if L.sliding else "full"]
             x = _rms(h, L.in_w, eps)
-            qkv = _lin(x, L.qkv, lo.get("qkv"))
+            qkv = _lin(x, L.qkv, lo.get("qkv"), k4.get("qkv"))
             qk = _rms(qkv[:, : (nq + 1) * d].view(t, nq + 1, d), L.qk_w, eps)
             qk = torch.addcmul(qk * cos[start:end, None], qk.roll(d // 2, -1), sin[start:end, None])
             kc, vc = kv[i]
@@ -234,13 +262,13 @@ class Gemma3Decoder:
                 att = torch.softmax(qk[0, :nq] @ keys.T, dim=-1) @ vals  # [nq, d]; scale is in qk_w
             else:
                 att = self._attend_many(qk[:, :nq], kc[:end], vc[:end], start, L.sliding)
-            a = _lin(att.reshape(t, nq * d), L.o, lo.get("o"))
+            a = _lin(att.reshape(t, nq * d), L.o, lo.get("o"), k4.get("o"))
             h = torch.addcmul(h, a * torch.rsqrt(a.square().mean(-1, keepdim=True).add_(eps)), L.attn_w)
             x = _rms(h, L.pre_w, eps)
-            gu = _lin(x, L.gate_up, lo.get("gate_up"))
+            gu = _lin(x, L.gate_up, lo.get("gate_up"), k4.get("gate_up"))
             half = gu.shape[-1] // 2
             m = F.gelu(gu[:, :half], approximate="tanh") * gu[:, half:]
-            dn = _lin(m, L.down, lo.get("down"))
+            dn = _lin(m, L.down, lo.get("down"), k4.get("down"))
             h = torch.addcmul(h, dn * torch.rsqrt(dn.square().mean(-1, keepdim=True).add_(eps)), L.post_w)
         return self.head(self.final_norm(h[-1:]))[0]
 

@@ -188,7 +188,11 @@ def _gen(b, prompt, adapter=..., n=20):
 
 @pytest.mark.slow
 def test_backend_uses_the_own_loop_and_matches_generate(backend):
-    assert backend.info()["cpu_kernels"]["decode_loop"] == "chatdoc-gemma3"
+    ck = backend.info()["cpu_kernels"]
+    assert ck["decode_loop"] == "chatdoc-gemma3"
+    if ck["nf4_kernel_layers"] == 0:
+        pytest.skip("nf4 kernel unavailable here (no AVX2 or gcc): covered by the fp16 test below")
+    assert ck["nf4_kernel_layers"] == len(backend.base_model.model.layers)
     long_history = [Turn("patient" if i % 2 == 0 else "doctor", t) for i, t in enumerate(
         ["I have had chest tightness on and off for two weeks, mostly when I climb the stairs at work."]
         + ["Can you tell me more about when it happens and how long each episode lasts?",
@@ -214,6 +218,8 @@ def test_decode_loop_setting_turns_it_off(monkeypatch):
 
     monkeypatch.setenv("CHATDOC_MODEL_DECODE_LOOP", "transformers")
     assert load_settings().model.decode_loop == "transformers"
+    monkeypatch.setenv("CHATDOC_MODEL_NF4_KERNEL", "false")
+    assert load_settings().model.nf4_kernel is False
     monkeypatch.setenv("CHATDOC_MODEL_DECODE_LOOP", "fastest")
     with pytest.raises(Exception, match="decode_loop"):
         load_settings()
