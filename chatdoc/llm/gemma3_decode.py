@@ -5,8 +5,10 @@ Why not ``model.generate``: at one token per step on a 2-core CPU, transformers'
 wrappers) cost about as much as the matrix products themselves. llama.cpp avoids that in C; using it would mean a
 second model format and no peft adapters. This loop runs the same weights with a few fused steps per layer:
 
-* q/k/v and gate/up are one fbgemm fp16 product each (weights concatenated once at load), o/down reuse the
-  packed weights of :mod:`chatdoc.llm.cpu_decode`; the LM head is the model's own (int8 + exact top-k) head.
+* q/k/v and gate/up are one product each (weights concatenated once at load). One-token steps run them with
+  :mod:`chatdoc.llm.nf4_kernel` on the nf4 codes where it is available (a quarter of fp16's bytes), else with
+  fbgemm fp16 like the prompt (prefill) always does; o/down's fp16 packs are :mod:`chatdoc.llm.cpu_decode`'s.
+  The LM head is the model's own (int8 + exact top-k) head.
 * q and k heads are normalized in one RMSNorm with the attention scale folded into the q weights; rotary
   embeddings come from tables built once; K/V live in preallocated per-layer buffers; a decode step's
   attention is two small matrix products.
