@@ -195,7 +195,9 @@ class TransformersBackend:
         self.decoder = None  # own generation loop, where it covers the model (else model.generate)
         if self.cpu_kernels["in_effect"] == "fbgemm" and m.decode_loop == "auto":
             kernels = self.settings.path(m.cache_dir).parent / "kernels" if m.nf4_kernel else None
+            t_build = time.perf_counter()
             self.decoder = gemma3_decode.build(model, m.max_context_tokens, kernels)
+            self.cpu_kernels["decode_loop_build_s"] = round(time.perf_counter() - t_build, 2)
         if self.decoder is not None:
             self.cpu_kernels["decode_loop"] = "chatdoc-gemma3"
             self.cpu_kernels["nf4_kernel_layers"] = self.decoder.nf4_layers

@@ -154,10 +154,9 @@ class NF4Matrix:
         blocks = w.view(n_out, n_in // BLOCK, BLOCK)
         absmax = blocks.abs().amax(-1)  # the nf4 codebook spans [-1, 1]: a block's absmax is its scale
         lut = lut.float()
-        codes = torch.empty(n_out, n_in // BLOCK, BLOCK, dtype=torch.uint8)
-        for r in range(0, n_out, 256):  # nearest code, a few rows at a time (the distance table is 16x)
-            norm = blocks[r : r + 256] / absmax[r : r + 256].clamp_min(1e-30)[..., None]
-            codes[r : r + 256] = (norm[..., None] - lut).abs().argmin(-1).to(torch.uint8)
+        order = torch.argsort(lut)  # nearest code: bucketize against the midpoints of the sorted levels
+        mids = (lut[order][1:] + lut[order][:-1]) / 2
+        codes = order[torch.bucketize(blocks / absmax.clamp_min(1e-30)[..., None], mids)].to(torch.uint8)
         if not torch.equal(lut[codes.long()] * absmax[..., None], blocks):
             raise ValueError("weights are not nf4 with 64-wide blocks")
         self.codes = (codes[..., :32] | (codes[..., 32:] << 4)).contiguous()  # byte k: codes k and k+32

@@ -213,6 +213,20 @@ def test_backend_uses_the_own_loop_and_matches_generate(backend):
         assert [r.new_tokens for r in own] == [r.new_tokens for r in ref]
 
 
+@pytest.mark.slow
+def test_one_token_steps_on_fbgemm_give_the_same_text(backend):
+    """Without the nf4 kernel (no gcc/AVX2, or model.nf4_kernel: false) decode steps use the fp16 packs."""
+    fp16 = gemma3_decode.build(backend.base_model, 1024, None)
+    assert fp16.nf4_layers == 0
+    prompt = _prompt("I keep coughing at night and feel short of breath.")
+    own = _gen(backend, prompt, None, 24)
+    decoder, backend.decoder = backend.decoder, fp16
+    try:
+        assert _gen(backend, prompt, None, 24).text == own.text
+    finally:
+        backend.decoder = decoder
+
+
 def test_decode_loop_setting_turns_it_off(monkeypatch):
     from chatdoc.config import load_settings
 
