@@ -206,13 +206,6 @@ def _median_run(runs: list[dict]) -> dict:
     return {**mid, "decode_tok_s_runs": [r["decode_tok_s"] for r in runs]}
 
 
-def bench_prompt() -> str:
-    from chatdoc.llm import Turn, render
-    from chatdoc.llm.bench import BENCH_PROMPT_TURNS
-
-    return render("You are a careful clinical assistant.", [Turn(r, t) for r, t in BENCH_PROMPT_TURNS])
-
-
 def model_once(backend, prompt: str, new_tokens: int) -> dict:
     from chatdoc.llm import GenerationRequest
 
@@ -258,6 +251,8 @@ def decode_vs_llama_cpp(backend, new_tokens: int, threads: int, gguf, llama: boo
     """chatdoc and llama.cpp decode, alternating run by run (so drift of the machine hits both), median of each.
 
     The ratio is the median of the per-round ratios."""
+    from chatdoc.llm.bench import bench_prompt
+
     prompt = bench_prompt()
     if not llama:
         lc, once = {"status": "skipped"}, None

@@ -22,6 +22,13 @@ BENCH_PROMPT_TURNS = [
 ]
 
 
+def bench_prompt() -> str:
+    """The fixed prompt of every decode measurement (this module's and ``chatdoc bench run``'s)."""
+    from chatdoc.llm.prompt import Turn, render
+
+    return render("You are a careful clinical assistant.", [Turn(r, t) for r, t in BENCH_PROMPT_TURNS])
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -30,7 +37,6 @@ def _one(quant: str, new_tokens: int, adapter: str | None, cold: bool) -> dict:
     """Runs inside the subprocess."""
     from chatdoc.config import load_settings
     from chatdoc.llm.backend import GenerationRequest, TransformersBackend
-    from chatdoc.llm.prompt import Turn, render
     from chatdoc.llm.source import resolve
 
     settings = load_settings(model={"quantization": quant}, adapters={"active": None})
@@ -49,7 +55,7 @@ def _one(quant: str, new_tokens: int, adapter: str | None, cold: bool) -> dict:
     if "convert_s" in ck:
         out["cpu_kernels_convert_s"] = ck["convert_s"]
     out["memory_footprint_mb"] = round(b.info()["memory_footprint_bytes"] / 2**20, 1)
-    prompt = render("You are a careful clinical assistant.", [Turn(r, t) for r, t in BENCH_PROMPT_TURNS])
+    prompt = bench_prompt()
 
     def measure(adapter_name):
         req = GenerationRequest(prompt=prompt, greedy=True, max_new_tokens=new_tokens, stop=(), adapter=adapter_name)
