@@ -34,6 +34,12 @@ from chatdoc.llm import cpu_decode
 _ATTN = ("q_proj", "k_proj", "v_proj")
 _MLP = ("gate_proj", "up_proj")
 _ALL = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_GROUPS = (("qkv", _ATTN), ("o", ("o_proj",)), ("gate_up", _MLP), ("down", ("down_proj",)))  # one product each
+
+
+def _projections(attn, mlp) -> dict:
+    """A decoder layer's 7 projection modules by name (peft's LoRA wrappers, where an adapter is loaded)."""
+    return {n: getattr(attn if n in (*_ATTN, "o_proj") else mlp, n) for n in _ALL}
 
 
 @dataclass
@@ -60,9 +66,13 @@ def _lin(x: torch.Tensor, packed, lora, nf4=None) -> torch.Tensor:
     return y
 
 
-def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+def _normed(x: torch.Tensor, eps: float) -> torch.Tensor:
     # hand-written: F.rms_norm is not one fused kernel on CPU either (the same ops), and measured no faster
-    return x * torch.rsqrt(x.square().mean(-1, keepdim=True).add_(eps)) * w
+    return x * torch.rsqrt(x.square().mean(-1, keepdim=True).add_(eps))
+
+
+def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    return _normed(x, eps) * w
 
 
 def build(model, max_ctx: int, nf4_kernel_cache=None) -> Gemma3Decoder | None:
@@ -93,7 +103,6 @@ class Gemma3Decoder:
         cfg = model.config
         self.nf4_cache = nf4_kernel_cache
         self.model = model
-        self.cfg = cfg
         self.eps = float(cfg.rms_norm_eps)
         self.n_heads, self.n_kv, self.head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         if self.n_kv != 1:  # the attention below shares one K/V head across all q heads (Gemma 3 270M/1B)
@@ -115,8 +124,7 @@ class Gemma3Decoder:
     # ------------------------------------------------------------------ weights
     def _layer(self, i: int, layer) -> _Layer:
         attn, mlp = layer.self_attn, layer.mlp
-        mods = {n: getattr(attn, n) for n in (*_ATTN, "o_proj")} | {n: getattr(mlp, n) for n in (*_MLP, "down_proj")}
-        mods = {n: getattr(m, "base_layer", m) for n, m in mods.items()}  # under peft's LoRA wrapper, if any
+        mods = {n: getattr(m, "base_layer", m) for n, m in _projections(attn, mlp).items()}  # under LoRA, if any
         for n in ("o_proj", "down_proj"):
             if not hasattr(mods[n].forward, "packed"):
                 raise ValueError(f"layer {i} {n} has no fast-path weights")
@@ -158,7 +166,7 @@ class Gemma3Decoder:
         try:
             return {
                 key: nf4_kernel.NF4Matrix(torch.cat([deq[n] for n in names]), lut, self.nf4_cache)
-                for key, names in (("qkv", _ATTN), ("o", ("o_proj",)), ("gate_up", _MLP), ("down", ("down_proj",)))
+                for key, names in _GROUPS
             }
         except ValueError as e:
             logger.info("nf4 kernel not used for a layer: {}", e)
@@ -208,8 +216,7 @@ class Gemma3Decoder:
         covered = set()
         out = []
         for L in self.layers:
-            attn, mlp = L.modules["attn"], L.modules["mlp"]
-            mods = {n: getattr(attn, n) for n in (*_ATTN, "o_proj")} | {n: getattr(mlp, n) for n in (*_MLP, "down_proj")}
+            mods = _projections(L.modules["attn"], L.modules["mlp"])
             parts = {}
             for n, m in mods.items():
                 if name not in getattr(m, "lora_A", {}):
@@ -220,12 +227,7 @@ class Gemma3Decoder:
                 a = m.lora_A[name].weight.detach().float()
                 b = m.lora_B[name].weight.detach().float() * float(m.scaling[name])
                 parts[n] = (a, b)
-            out.append({
-                "qkv": _fuse(parts, _ATTN, [self._out(mods[n]) for n in _ATTN]),
-                "o": _fuse(parts, ("o_proj",), [self._out(mods["o_proj"])]),
-                "gate_up": _fuse(parts, _MLP, [self._out(mods[n]) for n in _MLP]),
-                "down": _fuse(parts, ("down_proj",), [self._out(mods["down_proj"])]),
-            })
+            out.append({key: _fuse(parts, names, [self._out(mods[n]) for n in names]) for key, names in _GROUPS})
         for mod_name, m in peft_model.named_modules():  # LoRA anywhere else (embeddings, head): not ours
             if name in getattr(m, "lora_A", {}) and id(m) not in covered:
                 logger.info("own decode loop not used for adapter {}: LoRA on {}", name, mod_name)
@@ -265,13 +267,13 @@ class Gemma3Decoder:
             else:
                 att = self._attend_many(qk[:, :nq], kc[:end], vc[:end], start, L.sliding)
             a = _lin(att.reshape(t, nq * d), L.o, lo.get("o"), k4.get("o"))
-            h = torch.addcmul(h, a * torch.rsqrt(a.square().mean(-1, keepdim=True).add_(eps)), L.attn_w)
+            h = torch.addcmul(h, _normed(a, eps), L.attn_w)  # residual + post-attention norm
             x = _rms(h, L.pre_w, eps)
             gu = _lin(x, L.gate_up, lo.get("gate_up"), k4.get("gate_up"))
             half = gu.shape[-1] // 2
             m = F.gelu(gu[:, :half], approximate="tanh") * gu[:, half:]
             dn = _lin(m, L.down, lo.get("down"), k4.get("down"))
-            h = torch.addcmul(h, dn * torch.rsqrt(dn.square().mean(-1, keepdim=True).add_(eps)), L.post_w)
+            h = torch.addcmul(h, _normed(dn, eps), L.post_w)
         return self.head(self.final_norm(h[-1:]))[0]
 
     def _attend_many(self, q, keys, vals, start: int, sliding: bool) -> torch.Tensor:
