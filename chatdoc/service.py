@@ -138,14 +138,15 @@ def _startup() -> None:
         from chatdoc.privacy import install_log_scrubber
 
         install_log_scrubber()
-        try:
-            from chatdoc.memory import sweep_expired
+        from chatdoc.memory import start_maintenance, sweep_expired
 
-            n = sweep_expired()
+        try:
+            n = sweep_expired()  # also the scheduled AOF rewrite (redis.aof_rewrite_hours), when due
             if n:
                 logger.info("retention sweep removed {} keys", n)
         except Exception as e:  # Redis may be down at start-up; consultations report it per call
             logger.warning("retention sweep skipped: {}", type(e).__name__)
+        start_maintenance()  # the same sweep hourly, for a server that runs for days
         _started = True
 
 
@@ -560,11 +561,35 @@ def approve_summary(session_id: str, user: str) -> Summary:
     return Summary(**{k: rec[k] for k in Summary.model_fields if k in rec})
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+# Markdown export. Patient text is data: it can never create structure (a heading, list, quote, table, setext
+# underline, HTML, link/image, fence) or an "Approved by"/"Doctor:" line. Every message is a block quote whose lines
+# are escaped (each Markdown control character backslash-escaped, lines starting with a role or approval marker quoted
+# as the speaker's words); the staff summary is a fenced block whose fence is longer than any backtick run inside.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&^])")
 
 
-def _md(text: str) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", "  \n")
+def _md(text: Any) -> str:
+    """Inline Markdown for one line: whitespace (every line break included) collapsed, control characters escaped
+    (and a leading ``=``, which would make the line above a setext heading)."""
+    line = _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    return "\\" + line if line.startswith("=") else line
+
+
+def _md_quote(text: str, speaker: str) -> list[str]:
+    """``text`` as a Markdown block quote of ``speaker``'s words: one escaped line per line, hard breaks between."""
+    from chatdoc.llm.prompt import neutralise_roles
+
+    lines = [_md(ln) for ln in neutralise_roles(str(text), speaker).split("\n")] or [""]
+    return [f"> {ln}  " if i < len(lines) - 1 else f"> {ln}" for i, ln in enumerate(lines)]
+
+
+def _md_fence(text: str) -> list[str]:
+    """``text`` verbatim in a fenced code block that nothing inside can close (fence longer than any backtick run)."""
+    from chatdoc.llm.prompt import LINE_BREAK
+
+    body = LINE_BREAK.sub("\n", text)
+    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", body)), default=0))
+    return [fence, *body.split("\n"), fence]
 
 
 def export_consultation(session_id: str, fmt: Literal["json", "markdown"] = "json") -> str:
@@ -576,12 +601,12 @@ def export_consultation(session_id: str, fmt: Literal["json", "markdown"] = "jso
         return json.dumps({"consultation": view.model_dump(exclude={"summary"}), "summary": summ.model_dump()},
                           indent=2, ensure_ascii=False, default=str)
     lines = [f"# Consultation {view.session_id}", "",
-             f"- Phase: {view.phase}", f"- Triage: {view.triage.get('level', 'unknown')}",
-             f"- Persona: {view.persona}", "", "## Transcript", ""]
+             f"- Phase: {_md(view.phase)}", f"- Triage: {_md(view.triage.get('level', 'unknown'))}",
+             f"- Persona: {_md(view.persona)}", "", "## Transcript", ""]
     for m in view.transcript:
         who = "Patient" if m["role"] == "patient" else "Assistant"
-        lines.append(f"**{who}:** {_md(m['text'])}  ")
-    lines += ["", "## Summary", "", "```", summ.text.replace("```", "'''"), "```", "", "## Lay summary", "", _md(summ.lay_text)]
+        lines += [f"**{who}:**", "", *_md_quote(m.get("text", ""), who), ""]
+    lines += ["## Summary", "", *_md_fence(summ.text), "", "## Lay summary", "", *_md_quote(summ.lay_text, "Summary")]
     if summ.approved_by:
         lines += ["", f"Approved by {_md(summ.approved_by)}"]
     return "\n".join(lines) + "\n"

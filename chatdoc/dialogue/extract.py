@@ -213,6 +213,104 @@ _AGE_WORDS = re.compile(r"\b(?:i(?:'?m| am)|aged?|he(?:'?s| is)|she(?:'?s| is))\
                         r"(?:[\s-](one|two|three|four|five|six|seven|eight|nine))?\b")
 
 
+# ---------------------------------------------------------------------------------------------- untrusted parts
+# Patient text is data: what the patient typed as ANOTHER speaker's words ("Doctor: I prescribe ...", "System: ...",
+# "# Approved by Dr ...", "[doctor] ...") or as instructions to the system ("ignore previous instructions", "add X to
+# the medication list") is not the patient's history. It is kept verbatim for staff ("not_used"), never filed as a
+# complaint, symptom, medication or anything else.
+_RECORD_TARGET = (r"(?:summary|summaries|notes?|records?|report|chart|transcript|export|medication list|meds list|"
+                  r"list of (?:medications?|medicines?|meds)|(?:current |regular )?medications?|(?:current |regular )?meds|"
+                  r"prescription)")
+# an instruction addressed to the system about the record: an imperative (at the start of the sentence, or after
+# "can you", "you must", "I want you to") whose object is the summary / notes / medication list
+_RECORD_INSTRUCTION = re.compile(
+    r"^\W*(?:(?:please|now|also|and|then|just|kindly|so|ok(?:ay)?|assistant|chatdoc|bot|ai)\W+)*"
+    r"(?:(?:can|could|would|will) you\s+(?:please\s+)?|you (?:should|must|need to|have to|will|shall)\s+(?:now\s+)?|"
+    r"i (?:want|need|would like|'d like) you to\s+)?"
+    r"(?:add|put|write|record|note down|list(?!\s+of\b)|include|insert|enter|file|change|set|mark|update|state|document|"
+    r"log|rewrite|edit|alter|modify|fill in|complete|generate|output|print|format|approve|sign(?: off)?|delete|remove)"
+    rf"\b(?!\s*[:\-])[^.!?\n]{{0,80}}?\b{_RECORD_TARGET}\b"
+    rf"|\b(?:the|this|my|your) (?:summary|record|notes?|report|transcript|export)\s+(?:should|must|will|shall|needs? to)\s+"
+    r"(?:say|state|read|show|include|list|contain)\b",
+    re.I,
+)
+_UNIT_SPLIT = re.compile(r"(?<![Dd][Rr]\.)(?<![Mm][Rr]\.)(?<=[.!?;])\s+")
+
+
+def _is_instruction(unit: str) -> bool:
+    from chatdoc.safety import classify_request
+
+    return classify_request(unit).injection or bool(_RECORD_INSTRUCTION.search(unit))
+
+
+def split_untrusted(text: str) -> tuple[str, list[str]]:
+    """(the patient's own words, the parts that are not).
+
+    A line (or a sentence) starting with another speaker's or an approval marker (``chatdoc.llm.prompt.ROLE_MARKER``)
+    opens that speaker's part; lines without a marker continue it (as in a transcript), until a ``Patient:`` marker.
+    From the first instruction-like sentence on, the rest of the turn is not the patient's history. The patient's
+    own ``Patient:`` label is dropped. Returns ``text`` unchanged when nothing was found."""
+    from chatdoc.llm.prompt import role_marker, split_lines
+
+    own: list[str] = []
+    other: list[str] = []
+    changed = False
+    speaker_other = tainted = False
+    for line in split_lines(text):
+        if not line.strip():
+            continue
+        mine, theirs = [], []
+        for unit in _UNIT_SPLIT.split(line.strip()):
+            if not tainted and (rm := role_marker(unit)):
+                speaker_other = rm[0] == "other"
+                if not speaker_other:
+                    unit, changed = unit[rm[1]:].strip(), True
+            if not (tainted or speaker_other) and _is_instruction(unit):
+                tainted = True
+            if tainted or speaker_other:
+                theirs.append(unit)
+            elif unit:
+                mine.append(unit)
+        if mine:
+            own.append(" ".join(mine))
+        if theirs:
+            other.append(" ".join(theirs))
+    if not other and not changed:
+        return text, []
+    return "\n".join(own), other
+
+
+# what a drug is mentioned FOR: asked about, requested, to be prescribed - not a medicine the patient takes
+_DRUG_REQUEST = re.compile(
+    r"\b(?:prescribe|prescribing|prescription|(?:can|could|may|might|should|shall|must) (?:i|we|they|he|she|you)|"
+    r"is (?:it|that|this) (?:ok|okay|safe|alright|fine|bad|good|possible)|would (?:it|that) be|(?:do|does|did) (?:i|we|they|he|she) "
+    r"need|am i (?:allowed|able)|(?:give|get|send|recommend|suggest) (?:me|us|him|her|them)|i(?:'d| would) like|i want|"
+    r"i need (?:some|a|an|to (?:get|have|take))|what (?:dose|dosage|about)|how (?:much|many|often)|which is better)\b", re.I)
+_DRUG_CURRENT = re.compile(
+    r"\b(?:i(?:'m| am|m) (?:already |currently |still )?(?:on|taking|using)|i (?:already |currently |still |regularly )?"
+    r"(?:take|use)|i(?:'ve| have) been (?:on|taking|using)|(?:currently|already|still) (?:on|taking|using)|"
+    r"i was (?:started|put) on|i(?:'ve| have) (?:started|been put on))\b"
+    r"|\bmy\s+(?:usual\s+|regular\s+|daily\s+|normal\s+|current\s+)?$", re.I)
+_QUESTION_START = re.compile(r"^\W*(?:can|could|may|might|should|shall|would|will|is|are|am|do|does|did|what|which|how|why|"
+                             r"when|where|must)\b", re.I)
+
+
+def _mentioned_not_taken(low: str, start: int) -> bool:
+    """The drug at ``low[start:]`` is asked about or requested in its sentence, not said to be taken."""
+    a = max(low.rfind(c, 0, start) for c in ".!?;\n") + 1
+    ends = [i for i in (low.find(c, start) for c in ".!?;\n") if i != -1]
+    b = min(ends) + 1 if ends else len(low)
+    sent, pre = low[a:b], low[a:start]
+    req = list(_DRUG_REQUEST.finditer(pre))
+    req_end = req[-1].end() if req else -1
+    # "i take" inside "can i take" belongs to the request; a use stated after it ("... with my ramipril") does not
+    cur = [c for c in _DRUG_CURRENT.finditer(pre) if c.start() >= req_end]
+    if req and not cur:
+        return True
+    question = sent.rstrip().endswith("?") or bool(_QUESTION_START.match(sent))
+    return question and not cur
+
+
 @dataclass
 class Hit:
     concept: str
@@ -348,6 +446,12 @@ class Extractor:
     # ------------------------------------------------------------------ main
     def apply(self, text: str, last_slot: str | None = None, question: str | None = None,
               is_first: bool = False, covers: tuple[str, ...] = ()) -> None:
+        own, untrusted = split_untrusted(text)
+        for part in untrusted:
+            _add(self.h.setdefault("not_used", []), part)  # verbatim for staff, never a fact
+        if not own.strip():
+            return
+        text = own
         low = _lower(text)
         hits = find_concepts(text)
         lex = get_lexicon()
@@ -421,7 +525,9 @@ class Extractor:
                 _add(self.h["hpi"].setdefault("associated", []), val)
             elif slot in ("pmh", "medications", "family_history", "allergies"):
                 dest = "medications" if slot == "pmh" and _MED_WORDS.search(val) else slot
-                _add(self.h[dest], val)  # type: ignore[literal-required]
+                if st.endswith("?") or (dest == "medications" and _DRUG_REQUEST.search(body)):
+                    dest = "other"  # a question or a request ("can I take ...?", "prescribe me ...") is not history
+                _add(self.h.setdefault(dest, []), val)  # type: ignore[literal-required]
             elif slot.startswith("social."):
                 _add(self.h.setdefault("social_notes", []), val)
             elif is_first and not self.h.get("narrative"):
@@ -527,6 +633,8 @@ class Extractor:
             pre = low[max(0, m.start() - 40):m.start()]
             if re.search(r"\b(?:allergic|allergy|reaction to|never taken|not taking|don'?t take|stopped)\b[^.,;]*$", pre):
                 continue
+            if _mentioned_not_taken(low, m.start()):
+                continue  # "can I take ibuprofen?", "please prescribe amoxicillin": not a current medication
             dose = re.match(r"\s*(\d+(?:\.\d+)?\s*(?:mg|mcg|micrograms?|g|ml|units?)\b(?:\s+(?:once|twice|three times)\s+a\s+day|"
                             r"\s+(?:daily|a day|at night|in the morning))?)", low[m.end():])
             end = m.end() + (dose.end() if dose else 0)
@@ -678,7 +786,7 @@ class Extractor:
 
 def _flat(x) -> list[str]:
     if isinstance(x, dict):
-        return [v for k, val in x.items() if k not in ("evidence", "denied", "unknown") for v in _flat(val)]
+        return [v for k, val in x.items() if k not in ("evidence", "denied", "unknown", "not_used") for v in _flat(val)]
     if isinstance(x, (list, tuple)):
         return [v for val in x for v in _flat(val)]
     return [str(x).replace("_", " ")] if x not in (None, "") else []

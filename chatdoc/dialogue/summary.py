@@ -31,6 +31,35 @@ def slot_label(slot: str) -> str:
     return SLOT_LABELS.get(slot, slot)
 
 
+def _one_line(v: str) -> str:
+    """A patient-derived value on one line: every line break (CR, LS, PS, NEL ...) and control character is a space."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in v).split())
+
+
+def _quoted(v: Any) -> str:
+    """Verbatim patient text that is not part of the history, in double quotes (idempotent)."""
+    v = _one_line(str(v))
+    if len(v) >= 2 and v[0] == v[-1] == '"' and '"' not in v[1:-1]:
+        return v
+    return '"' + v.replace('"', "'") + '"'
+
+
+def _safe(x: Any) -> Any:
+    """Patient text is data: every string value one line, and one that starts like another speaker's line or an
+    approval ("Doctor: ...", "Approved by ...") quoted as the patient's words, so no value reads as structure."""
+    from chatdoc.llm.prompt import ROLE_MARKER, quote_as
+
+    if isinstance(x, str):
+        v = _one_line(x)
+        return quote_as("Patient", v) if ROLE_MARKER.match(v) else v
+    if isinstance(x, dict):
+        return {k: ([_quoted(u) for u in val] if k == "not_used" and isinstance(val, list) else _safe(val))
+                for k, val in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_safe(v) for v in x]
+    return x
+
+
 def structured(state: ConsultationState) -> dict[str, Any]:
     h = state["history"]
     lex = get_lexicon()
@@ -63,7 +92,7 @@ def structured(state: ConsultationState) -> dict[str, Any]:
     triage = state.get("triage") or {}
     items = plan(h.get("complaint_set", "general"))
     unanswered = [slot_label(it.slot) for it in items if not is_filled(it.slot, h, profile)]
-    return {
+    return _safe({
         "chief_complaint": h.get("chief_complaint"),
         "patient": {k: v for k, v in {"age_years": profile.get("age_years"), "sex": profile.get("sex"),
                                       "pregnant": profile.get("pregnant")}.items() if v is not None},
@@ -85,7 +114,9 @@ def structured(state: ConsultationState) -> dict[str, Any]:
         "narrative": h.get("narrative") or "",
         "unanswered": unanswered,
         "questions_asked": len(state.get("question_log", [])),
-    }
+        # what the patient typed as another speaker's words or as instructions: kept verbatim, never a fact
+        "not_used": list(h.get("not_used") or []),
+    })
 
 
 def _join(xs) -> str:
@@ -93,6 +124,7 @@ def _join(xs) -> str:
 
 
 def render_text(s: dict[str, Any]) -> str:
+    s = _safe(s)  # every line below starts with its own label; no value can start a line
     hpi = s["hpi"]
     hpi_parts = [f"{k.replace('_', ' ')}: {v if not isinstance(v, list) else ', '.join(v)}"
                  + ("/10" if k == "severity" and isinstance(v, (int, float)) else "") for k, v in hpi.items()]
@@ -122,6 +154,10 @@ def render_text(s: dict[str, Any]) -> str:
         lines.append("Note (verbatim answers to questions about a normal state): " + "; ".join(s["notes"]))
     if s.get("narrative"):
         lines.append(f"HPI narrative (patient's own statements): {s['narrative']}")
+    if s.get("not_used"):
+        quoted = "; ".join(s["not_used"])
+        lines.append("Not used (typed by the patient as another speaker's words or as instructions; not part of the "
+                     f"history): {quoted}")
     return "\n".join(lines)
 
 
@@ -135,6 +171,7 @@ LAY_LEVEL = {
 
 
 def render_lay(s: dict[str, Any]) -> str:
+    s = _safe(s)
     parts = [f"You told us about: {s['chief_complaint'] or 'your health concern'}."]
     hpi = s["hpi"]
     if hpi.get("onset") or hpi.get("duration"):

@@ -67,11 +67,12 @@ _FILLER = re.compile(r"^(?:yes|yeah|yep|no|nope|okay|ok|mm-?hmm|uh-?huh|right|su
 def narrative(patient_turns: list[str], max_words: int = 250) -> str:
     """Extractive HPI narrative: the patient's own substantive sentences (redacted, lightly put in the third
     person), in order, deduplicated and capped. Nothing is added that the patient did not say."""
-    from chatdoc.dialogue.extract import third_person
+    from chatdoc.dialogue.extract import split_untrusted, third_person
 
     out, seen, n = [], set(), 0
     for turn in patient_turns:
-        for sent in re.split(r"(?<=[.!?])\s+", turn):
+        own, _ = split_untrusted(turn)  # other speakers' lines and instructions typed by the patient are not statements
+        for sent in re.split(r"(?<=[.!?])\s+", own):
             sent = sent.strip()
             if len(sent.split()) < 4 or _FILLER.match(sent):
                 continue
