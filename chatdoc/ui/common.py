@@ -12,6 +12,22 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_SSR_MODE", "False")
 
+
+def _private_gradio_cache() -> None:
+    """Gradio's cache in a 0700 folder of the data dir, not the shared, world-readable /tmp/gradio."""
+    try:
+        from chatdoc.config import get_settings
+
+        d = get_settings().data_path / "gradio-cache"
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        d.chmod(0o700)
+        os.environ.setdefault("GRADIO_TEMP_DIR", str(d))
+    except Exception:  # noqa: BLE001 - a bad config is reported by whoever loads the settings next
+        pass
+
+
+_private_gradio_cache()
+
 import gradio as gr  # noqa: E402
 
 from chatdoc.log import logger  # noqa: E402
@@ -142,3 +158,32 @@ def safe_handler(on_error):
 def private() -> dict:
     """Event kwargs: hidden from the API page and Gradio clients (the browser still calls them)."""
     return {"api_visibility": "private"}
+
+
+def client_addr(request) -> str | None:
+    """The client's address for the audit log (X-Forwarded-For only when ``security.trust_proxy_headers``)."""
+    from chatdoc.config import get_settings
+    from chatdoc.ui.security import client_address
+
+    try:
+        return client_address(request.request if hasattr(request, "request") else request,
+                              get_settings().security.trust_proxy_headers)
+    except Exception:  # noqa: BLE001 - the audit record still names the user and the action
+        return None
+
+
+def logout_form(auth, request, view: str) -> str:
+    """A POST log-out button carrying the session's CSRF token (log-out by GET would be forgeable)."""
+    from chatdoc.ui.auth import COOKIE
+    from chatdoc.ui.text import escape_html
+
+    raw = getattr(request, "request", None) or request  # gr.Request wraps the Starlette request
+    sess = auth.sessions.get(raw.cookies.get(COOKIE), touch=False) if auth is not None and raw is not None else None
+    if sess is None:
+        return ""
+    return (
+        f'<form method="post" action="/auth/logout" class="cd-logout">'
+        f'<input type="hidden" name="csrf" value="{escape_html(sess.csrf)}">'
+        f'<input type="hidden" name="next" value="{escape_html(view)}">'
+        '<button type="submit" id="logout-btn">Log out</button></form>'
+    )

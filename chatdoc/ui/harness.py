@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -36,8 +37,10 @@ def free_port() -> int:
 class AppProcess:
     """``python -m chatdoc.cli serve`` on a free port with the given extra environment."""
 
-    def __init__(self, env: dict[str, str] | None = None, log_path: Path | None = None, port: int | None = None):
+    def __init__(self, env: dict[str, str] | None = None, log_path: Path | None = None, port: int | None = None,
+                 warm: bool = True):
         self.port = port or free_port()
+        self.warm = warm  # False: --no-warm, start() returns as soon as /healthz answers
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
         self.env.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -54,7 +57,8 @@ class AppProcess:
             self._log = open(self.log_path, "wb")  # noqa: SIM115
             out = self._log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chatdoc.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "chatdoc.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            + ([] if self.warm else ["--no-warm"]),
             cwd=str(REPO_ROOT),
             env=self.env,
             stdout=out,
@@ -67,7 +71,7 @@ class AppProcess:
                 raise RuntimeError(f"the app exited with {self.proc.returncode}; log: {self.log_path}")
             state = self.health()
             if state is not None:
-                if state in ("ready", "failed"):
+                if state in ("ready", "failed") or not self.warm:
                     break
             elif time.monotonic() - t0 > ready_timeout:
                 break
@@ -78,9 +82,15 @@ class AppProcess:
         return self
 
     def health(self) -> str | None:
+        """The model's state from /healthz (also when storage is down: 503 with the same body)."""
         try:
             with urllib.request.urlopen(self.base + "/healthz", timeout=2) as r:
                 return json.loads(r.read()).get("model")
+        except urllib.error.HTTPError as e:
+            try:
+                return json.loads(e.read()).get("model")
+            except ValueError:
+                return None
         except OSError:
             return None
 
@@ -171,9 +181,10 @@ def send_timed(page, text: str, timeout_ms: int = 240_000) -> dict:
 
 
 def login(page, base: str, view: str, username: str, password: str, expect: str) -> None:
+    """Open ``/<view>/`` (redirected to chatdoc's log-in form), log in, wait for ``expect``."""
     page.goto(f"{base}/{view}/")
-    page.wait_for_selector("input[type=password]", timeout=60_000)
-    page.fill("input[data-testid=textbox]", username)
-    page.fill("input[type=password]", password)
-    page.click("button:has-text('Login')")
+    page.wait_for_selector("#login-form input[type=password]", timeout=60_000)
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-btn")
     page.wait_for_selector(expect, timeout=60_000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from chatdoc.ui.auth import require
-from chatdoc.ui.common import notice, private, safe_handler, service
+from chatdoc.ui.common import logout_form, notice, private, safe_handler, service
 from chatdoc.ui.text import dump, escape_html, get
 
 ROLE = "researcher"
@@ -67,13 +67,12 @@ def comparison_html(comp) -> str:
     return '<div class="cd-cmp" id="comparison">' + "".join(cols) + "</div>"
 
 
-def build_lab(settings=None) -> gr.Blocks:
+def build_lab(settings=None, auth=None) -> gr.Blocks:
     with gr.Blocks(title="chatdoc — lab", analytics_enabled=False) as demo:
         comp_state = gr.State(None)
         with gr.Row():
             gr.HTML('<h2 style="margin:0">Adapters and comparisons</h2>')
             who = gr.HTML(elem_id="lab-user")
-            gr.Button("Log out", link="/lab/logout", size="sm", scale=0)
         table = gr.HTML(elem_id="adapter-list")
         with gr.Row():
             active = gr.Dropdown(choices=[], label="Adapter for new consultations", elem_id="active-adapter")
@@ -115,7 +114,7 @@ def build_lab(settings=None) -> gr.Blocks:
                 choices=[(get(p, "display_name") or get(p, "name"), get(p, "name")) for p in personas],
                 value=get(personas[0], "name") if personas else None,
             )
-            out[who] = f'<span id="lab-user-name">Signed in as {escape_html(user)}</span>'
+            out[who] = f'<span id="lab-user-name">Signed in as {escape_html(user)}</span>' + logout_form(auth, request, "/lab/")
             return out
 
         demo.load(on_load, None, [table, active, chosen, persona, who, note], **private())

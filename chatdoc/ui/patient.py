@@ -151,7 +151,7 @@ def build_patient(settings=None) -> gr.Blocks:
                     "This conversation was flagged as needing urgent attention. Please follow the advice in the "
                     "conversation; if you feel worse, call your emergency number now."
                 )
-            st = {"sid": sid, "consented": True, "closed": closed, **(st_extra or {})}
+            st = {"sid": sid, "consented": True, "closed": closed, "shown": msgs, **(st_extra or {})}
             out = {
                 state: st,
                 consent_box: gr.update(visible=False),
@@ -232,8 +232,8 @@ def build_patient(settings=None) -> gr.Blocks:
             if not sid:
                 return _err("Please reload the page to start again.")
             reply = service().record_consent(sid)
-            st = {**st, "consented": True}
             text = get(reply, "reply") or ""
+            st = {**st, "consented": True, "shown": [{"role": "assistant", "content": escape_chat(text)}] if text else []}
             return {
                 state: st,
                 consent_box: gr.update(visible=False),
@@ -269,7 +269,9 @@ def build_patient(settings=None) -> gr.Blocks:
             return {note: notice(message, "warn", "patient-error"), send_btn: gr.update(interactive=True)}
 
         @safe_handler(_send_err)
-        def on_send(text, history, st):
+        def on_send(text, st):
+            # The server owns the conversation: the chat shown is rebuilt from the stored (redacted)
+            # transcript, never taken from the client (a client-sent history could name files on disk).
             sid = st.get("sid")
             if not sid or not st.get("consented"):
                 yield _send_err("Please read the notice and press “I agree” first.")
@@ -278,23 +280,31 @@ def build_patient(settings=None) -> gr.Blocks:
                 yield _send_err("This consultation has ended. Reload the page to start a new one.")
                 return
             clean = validate_message(text, max_chars)
-            history = list(history or []) + [
+            # What this browser was shown is kept in its server-side gr.State (the client cannot set it);
+            # after a restart it is rebuilt from the stored, redacted transcript.
+            shown = st.get("shown")
+            if shown is None:
+                shown = _transcript_messages(service().get_state(sid))
+            history = list(shown) + [
                 {"role": "user", "content": escape_chat(clean)},
                 {"role": "assistant", "content": ""},
             ]
+            st["shown"] = history
             yield {chat: history, msg: "", note: "", send_btn: gr.update(interactive=False)}
             try:
-                yield from _stream(sid, clean, history)
+                yield from _stream(sid, clean, history, st)
             except Exception as e:  # noqa: BLE001 - give the patient their words back, no traceback
                 log_failure("on_send", e)
+                if not history[-1]["content"]:
+                    st["shown"] = history = history[:-2]
                 yield {
-                    chat: history if history[-1]["content"] else history[:-2],  # unsent: the text goes back
+                    chat: history,  # unsent: the text goes back
                     msg: clean,
                     note: notice(friendly_message(e), "warn", "patient-error"),
                     send_btn: gr.update(interactive=True),
                 }
 
-        def _stream(sid, clean, history):
+        def _stream(sid, clean, history, st):
             acc = ""
             for ev in service().stream_message(sid, clean):
                 kind = get(ev, "kind")
@@ -306,7 +316,7 @@ def build_patient(settings=None) -> gr.Blocks:
                     yield {chat: history}
                 elif kind == "error":
                     if not acc:  # nothing was taken: drop the bubbles, the text goes back into the box
-                        history = history[:-2]
+                        st["shown"] = history = history[:-2]
                     yield {
                         chat: history,
                         msg: clean,
@@ -336,8 +346,8 @@ def build_patient(settings=None) -> gr.Blocks:
 
         send_outputs = [chat, msg, note, banner, send_btn]
         gen_kwargs = {**_private(), "concurrency_id": "generate", "concurrency_limit": s.ui.concurrency_limit}
-        send_btn.click(on_send, [msg, chat, state], send_outputs, **gen_kwargs)
-        msg.submit(on_send, [msg, chat, state], send_outputs, **gen_kwargs)
+        send_btn.click(on_send, [msg, state], send_outputs, **gen_kwargs)
+        msg.submit(on_send, [msg, state], send_outputs, **gen_kwargs)
 
         @safe_handler(_err)
         def on_end(st):

@@ -4,21 +4,26 @@
   /staff   staff view, log-in with role ``staff``
   /lab     researcher view, log-in with role ``researcher``
 
-Gradio's ``launch(auth=...)`` protects a whole app, which would lock patients out, so each view is its
-own Blocks with its own ``auth`` callable (bcrypt users from ``ui.users``) and its own cookie; Gradio
-then refuses the page config, queue, run/call and file routes of ``/staff`` and ``/lab`` to anyone
-not logged in to that view, and handlers re-check the role.
+Log-in is chatdoc's own (``/auth/login``, :mod:`chatdoc.ui.auth`): a server-side session cookie that
+Gradio reads through ``auth_dependency``, so Gradio refuses the page config and queue of ``/staff`` and
+``/lab`` to anyone without a session of that role, and handlers re-check the role. The whole app sits
+behind :class:`chatdoc.ui.security.SecurityMiddleware` (route allow-list, host/origin checks, headers).
+Staff exports are served from memory by ``/exports/<token>`` (:mod:`chatdoc.ui.exports`).
 """
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
+from pathlib import Path
+
+from fastapi import Form, Request  # module level: the route signatures below are resolved by name
 
 from chatdoc.config import Settings, get_settings
-from chatdoc.log import logger
+from chatdoc.log import audit, logger
 from chatdoc.ui import common  # sets the offline environment before gradio is imported
-from chatdoc.ui.auth import make_auth
+from chatdoc.ui.auth import COOKIE, Auth
 
 _warm_thread: threading.Thread | None = None
 _warm_status: dict = {"state": "idle"}
@@ -58,21 +63,89 @@ def warm_up_async() -> threading.Thread:
 
 
 def build_app(settings: Settings | None = None):
-    """The FastAPI app with the three views mounted (no server started)."""
+    """The FastAPI app with the three views mounted behind :class:`~chatdoc.ui.security.SecurityMiddleware`."""
+    import anyio
     import gradio as gr
     from fastapi import FastAPI
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+    from chatdoc.ui.exports import ExportStore
     from chatdoc.ui.lab import build_lab
     from chatdoc.ui.patient import build_patient
+    from chatdoc.ui.security import SecurityMiddleware, client_address, same_site_url
     from chatdoc.ui.staff import build_staff
 
     s = settings or get_settings()
+    sec = s.security
+    auth = Auth(s)
+    exports = ExportStore(sec.export_ttl_seconds)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.auth, app.state.exports = auth, exports
+
+    def address(request: Request) -> str:
+        return client_address(request, sec.trust_proxy_headers)
+
+    def https(request: Request) -> bool:
+        proto = request.headers.get("x-forwarded-proto", "") if sec.trust_proxy_headers else ""
+        return (proto.split(",")[0].strip() or request.url.scheme) == "https"
 
     @app.get("/healthz")
     def healthz():
-        return JSONResponse({"ok": True, "model": _warm_status["state"]})
+        storage = _storage_health()
+        ok = bool(storage.get("ok"))
+        return JSONResponse({"ok": ok, "model": _warm_status["state"], "storage": storage}, status_code=200 if ok else 503)
+
+    @app.get("/auth/login")
+    def login_page(request: Request, next: str = "/staff/"):
+        target = same_site_url(next, "/staff/")
+        return HTMLResponse(login_html(target, None))
+
+    @app.post("/auth/login")
+    async def login_post(request: Request, username: str = Form(""), password: str = Form(""),
+                         next: str = Form("/staff/")):
+        target = same_site_url(next, "/staff/")
+        view = _view_role(target)
+        if view is None:
+            target, view = "/staff/", "staff"
+        elif not target.startswith(("/staff/", "/lab/")):
+            target += "/"  # the mounted views live under /staff/ and /lab/
+        # bcrypt off the event loop: patients' turns and /healthz keep answering during a login storm
+        result, value = await anyio.to_thread.run_sync(auth.login, username, password, address(request), view)
+        if result == "throttled":
+            wait = int(value) + 1
+            return HTMLResponse(login_html(target, f"Too many failed log-ins. Try again in {wait} seconds."),
+                                status_code=429, headers={"Retry-After": str(wait)})
+        if result != "ok":
+            return HTMLResponse(login_html(target, "Wrong user name or password for this page."), status_code=401)
+        token, _sess = value
+        resp = RedirectResponse(target, status_code=303)
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=https(request), path="/",
+                        max_age=int(sec.session_max_hours * 3600))
+        return resp
+
+    @app.post("/auth/logout")
+    def logout(request: Request, csrf: str = Form(""), next: str = Form("/staff/")):
+        token = request.cookies.get(COOKIE)
+        sess = auth.sessions.get(token, touch=False)
+        if sess is None or not hmac.compare_digest(sess.csrf, csrf or ""):
+            return JSONResponse({"detail": "Invalid or expired log-out request."}, status_code=403)
+        auth.sessions.delete(token)
+        audit("logout", user=sess.user, address=address(request))
+        resp = RedirectResponse("/auth/login?next=" + same_site_url(next, "/staff/"), status_code=303)
+        resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=https(request))
+        return resp
+
+    @app.get("/exports/{token}")
+    def download(request: Request, token: str):
+        user = auth.user_for(request.cookies.get(COOKIE), "staff")
+        exp = exports.take(token, user)
+        if exp is None:
+            audit("export_download", user=user, address=address(request), result="refused")
+            return JSONResponse({"detail": "This download is not available (expired, used, or not yours)."},
+                                status_code=404)
+        audit("export_download", user=user, address=address(request), session_id=exp.session_id)
+        return Response(exp.data, media_type=exp.media_type,
+                        headers={"Content-Disposition": f'attachment; filename="{exp.filename}"'})
 
     common_kwargs = dict(
         theme=common.theme(),
@@ -86,19 +159,79 @@ def build_app(settings: Settings | None = None):
         enable_monitoring=False,
         server_name=s.ui.host,
         server_port=s.ui.port,
+        # Nothing is served from disk through Gradio's file routes (they are also closed at the door):
+        allowed_paths=[],
+        blocked_paths=[str(p) for p in _blocked_paths(s)],
+        max_file_size=sec.max_upload_bytes,
     )
     if not s.ui.users:
         logger.warning("ui: no users configured (ui.users); the staff and lab views cannot be logged in to")
 
+    def dependency(role: str):
+        return lambda request: auth.user_for(request.cookies.get(COOKIE), role)
+
     views = [
-        ("/staff", build_staff(s), make_auth("staff"), "Staff log-in"),
-        ("/lab", build_lab(s), make_auth("researcher"), "Researcher log-in"),
-        ("/", build_patient(s), None, None),
+        ("/staff", build_staff(s, exports=exports, auth=auth), "staff"),
+        ("/lab", build_lab(s, auth=auth), "researcher"),
+        ("/", build_patient(s), None),
     ]
-    for path, blocks, auth, message in views:
+    mounts = {}
+    for path, blocks, role in views:
         blocks.queue(default_concurrency_limit=s.ui.concurrency_limit, max_size=64)
-        gr.mount_gradio_app(app, blocks, path=path, auth=auth, auth_message=message, **common_kwargs)
-    return app
+        extra = {"auth_dependency": dependency(role)} if role else {}
+        gr.mount_gradio_app(app, blocks, path=path, **extra, **common_kwargs)
+        mounts["" if path == "/" else path] = (len(blocks.fns), role)
+
+    def is_logged_in(scope, role: str) -> bool:
+        return auth.user_for(Request(scope).cookies.get(COOKIE), role) is not None
+
+    return SecurityMiddleware(app, settings=s, mounts=mounts, is_logged_in=is_logged_in)
+
+
+def _view_role(path: str) -> str | None:
+    for prefix, role in (("/staff", "staff"), ("/lab", "researcher")):
+        if path == prefix or path.startswith(prefix + "/"):
+            return role
+    return None
+
+
+def _blocked_paths(s: Settings) -> list[Path]:
+    """Everything secret on this machine, for Gradio's blocked_paths (defence in depth)."""
+    from chatdoc.config import REPO_ROOT
+
+    paths = [Path("/etc"), Path("/proc"), Path("/root"), Path("/home"), Path("/var"), REPO_ROOT, s.data_path,
+             Path.home()]
+    return [p.resolve() for p in paths]
+
+
+def _storage_health() -> dict:
+    try:
+        from chatdoc.memory import health
+    except ImportError:  # pragma: no cover - older memory package
+        return {"ok": True}
+    try:
+        return dict(health())
+    except Exception as e:  # noqa: BLE001 - /healthz must answer
+        return {"ok": False, "error": type(e).__name__}
+
+
+def login_html(target: str, error: str | None) -> str:
+    from chatdoc.ui.text import escape_html
+
+    title = "Researcher log-in" if _view_role(target) == "researcher" else "Staff log-in"
+    err = f'<p id="login-error" role="alert">{escape_html(error)}</p>' if error else ""
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>chatdoc — {title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:360px;margin:10vh auto;padding:0 16px}}
+label{{display:block;margin:12px 0 4px}}input{{width:100%;padding:8px;font-size:1rem;box-sizing:border-box}}
+button{{margin-top:16px;padding:8px 16px;font-size:1rem}}#login-error{{color:#b00020;font-weight:600}}</style>
+</head><body><h1>{title}</h1>{err}
+<form method="post" action="/auth/login" id="login-form">
+<label for="username">User name</label><input id="username" name="username" autocomplete="username" required>
+<label for="password">Password</label><input id="password" name="password" type="password"
+ autocomplete="current-password" required>
+<input type="hidden" name="next" value="{escape_html(target)}">
+<button type="submit" id="login-btn">Log in</button></form></body></html>"""
 
 
 def serve(host: str | None = None, port: int | None = None, warm: bool = True) -> None:
@@ -115,5 +248,8 @@ def serve(host: str | None = None, port: int | None = None, warm: bool = True) -
     if warm:
         warm_up_async()
     logger.info("ui: serving on http://{}:{} (patients /, staff /staff, researchers /lab)", host, port)
+    from chatdoc.memory import exit_on_sigterm
+
+    exit_on_sigterm()  # SIGTERM -> normal exit, so atexit stops the embedded Redis this process started
     # No access log: URLs can carry a resume link (?session=<id>), which is a secret.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=3)

@@ -8,15 +8,13 @@ API routes.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 
+from chatdoc.log import audit
 from chatdoc.ui.auth import require
-from chatdoc.ui.common import notice, private, safe_handler, service
+from chatdoc.ui.common import client_addr, logout_form, notice, private, safe_handler, service
 from chatdoc.ui.text import dump, escape_html, fmt_time, get
 
 ROLE = "staff"
@@ -24,12 +22,6 @@ STATUSES = ["consent", "history", "advice", "escalated", "closed"]
 TRIAGE = ["emergency", "urgent", "routine", "self_care", "unknown"]
 ANY = "any"
 _SID_RE = re.compile(r"^[A-Za-z0-9_\-]{16,200}$")
-
-
-def _export_dir() -> Path:
-    d = Path(tempfile.gettempdir()) / f"chatdoc-exports-{os.getuid()}"
-    d.mkdir(mode=0o700, exist_ok=True)
-    return d
 
 
 def tag(level: str | None) -> str:
@@ -138,13 +130,13 @@ def structured_html(summary) -> str:
     )
 
 
-def build_staff(settings=None) -> gr.Blocks:
+def build_staff(settings=None, exports=None, auth=None) -> gr.Blocks:
+    """``exports`` (:class:`~chatdoc.ui.exports.ExportStore`) holds downloads; ``auth`` gives the log-out token."""
     with gr.Blocks(title="chatdoc — staff", analytics_enabled=False) as demo:
         current = gr.State("")
         with gr.Row():
             gr.HTML('<h2 style="margin:0">Consultations</h2>')
             who = gr.HTML(elem_id="staff-user")
-            gr.Button("Log out", link="/staff/logout", size="sm", scale=0, elem_id="logout-btn")
         with gr.Row():
             f_status = gr.Dropdown([ANY] + STATUSES, value=ANY, label="Status", elem_id="filter-status")
             f_triage = gr.Dropdown([ANY] + TRIAGE, value=ANY, label="Triage", elem_id="filter-triage")
@@ -166,7 +158,7 @@ def build_staff(settings=None) -> gr.Blocks:
             with gr.Row():
                 exp_json = gr.Button("Export JSON", elem_id="export-json-btn")
                 exp_md = gr.Button("Export Markdown", elem_id="export-md-btn")
-            export_file = gr.File(label="Download", interactive=False, elem_id="export-file", visible=False)
+            export_file = gr.HTML(elem_id="export-file", visible=False)
             with gr.Row():
                 delete_btn = gr.Button("Delete consultation…", variant="stop", elem_id="delete-btn")
             with gr.Group(visible=False) as confirm_box:
@@ -198,7 +190,8 @@ def build_staff(settings=None) -> gr.Blocks:
         def on_load(status, triage, request: gr.Request):
             user = require(request, ROLE)
             out = _list_outputs(status, triage)
-            out[who] = f'<span id="staff-user-name">Signed in as {escape_html(user)}</span>'
+            out[who] = (f'<span id="staff-user-name">Signed in as {escape_html(user)}</span>'
+                        + logout_form(auth, request, "/staff/"))
             return out
 
         list_outputs = [table, pick, who, note]
@@ -226,7 +219,7 @@ def build_staff(settings=None) -> gr.Blocks:
                 transcript: transcript_html(view),
                 structured: structured_html(summ),
                 summary_text: get(summ, "text") or "",
-                export_file: gr.update(value=None, visible=False),
+                export_file: gr.update(value="", visible=False),
                 confirm_box: gr.update(visible=False),
                 note: "",
             }
@@ -238,7 +231,9 @@ def build_staff(settings=None) -> gr.Blocks:
                 return {current: "", detail: gr.update(visible=False)}
             if not _SID_RE.match(str(sid)):
                 return _err("Unknown consultation.")
-            return _detail(sid)
+            out = _detail(sid)
+            audit("view", user=request.username, address=client_addr(request), session_id=sid)
+            return out
 
         pick.input(on_pick, [pick], detail_outputs, **private())
 
@@ -250,6 +245,7 @@ def build_staff(settings=None) -> gr.Blocks:
             if not (text or "").strip():
                 return _err("The summary is empty; nothing was saved.")
             summ = service().update_summary(sid, text, user)
+            audit("edit_summary", user=user, address=client_addr(request), session_id=sid)
             return {structured: structured_html(summ), note: notice("Summary saved.", "ok", "staff-ok")}
 
         save_btn.click(on_save, [current, summary_text], [structured, note], **private())
@@ -264,6 +260,7 @@ def build_staff(settings=None) -> gr.Blocks:
             if (text or "").strip() and text.strip() != (get(summ, "text") or "").strip():
                 svc.update_summary(sid, text, user)
             summ = svc.approve_summary(sid, user)
+            audit("approve", user=user, address=client_addr(request), session_id=sid)
             out = _list_outputs(status, triage, keep=sid)
             out[structured] = structured_html(summ)
             out[note] = notice(f"Summary approved by {user}.", "ok", "staff-ok")
@@ -276,19 +273,23 @@ def build_staff(settings=None) -> gr.Blocks:
         def _export(fmt: str):
             @safe_handler(_err)
             def on_export(sid, request: gr.Request):
-                require(request, ROLE)
+                user = require(request, ROLE)
                 if not sid:
                     return _err("Open a consultation first.")
                 data = service().export_consultation(sid, fmt)
                 if not isinstance(data, str):
                     data = json.dumps(dump(data), indent=2, ensure_ascii=False)
                 ext = "json" if fmt == "json" else "md"
-                d = Path(tempfile.mkdtemp(prefix="exp-", dir=_export_dir()))
-                path = d / f"consultation-{sid[:12]}.{ext}"
-                path.write_text(data, encoding="utf-8")
-                path.chmod(0o600)
+                media = "application/json" if fmt == "json" else "text/markdown; charset=utf-8"
+                name = f"consultation-{sid[:12]}.{ext}"
+                # Held in memory for one download by this user (never written to disk, never public).
+                token = exports.put(user, sid, name, media, data.encode("utf-8"))
+                audit("export", user=user, address=client_addr(request), session_id=sid, format=ext)
+                link = (f'<a id="export-link" href="/exports/{token}" download="{escape_html(name)}">'
+                        f'Download {escape_html(name)}</a> <small>(one download, expires in '
+                        f'{int(exports.ttl_s // 60) or 1} min)</small>')
                 return {
-                    export_file: gr.update(value=str(path), visible=True),
+                    export_file: gr.update(value=link, visible=True),
                     note: notice(f"Export ready ({ext.upper()}).", "ok", "staff-ok"),
                 }
 
@@ -302,10 +303,11 @@ def build_staff(settings=None) -> gr.Blocks:
 
         @safe_handler(_err)
         def on_delete(sid, status, triage, request: gr.Request):
-            require(request, ROLE)
+            user = require(request, ROLE)
             if not sid:
                 return _err("Open a consultation first.")
             n = service().delete_consultation(sid)
+            audit("erase", user=user, address=client_addr(request), session_id=sid, items=n)
             out = _list_outputs(status, triage)
             out.update(
                 {
@@ -315,7 +317,7 @@ def build_staff(settings=None) -> gr.Blocks:
                     transcript: "",
                     structured: "",
                     summary_text: "",
-                    export_file: gr.update(value=None, visible=False),
+                    export_file: gr.update(value="", visible=False),
                     note: notice(f"Consultation erased ({n} stored items removed).", "ok", "staff-deleted"),
                 }
             )

@@ -13,12 +13,14 @@ pytestmark = pytest.mark.slow
 def test_staff_cannot_open_the_lab(ui_app, new_page):
     page = new_page()
     page.goto(ui_app.base + "/lab/")
-    page.wait_for_selector("input[type=password]")
-    page.fill("input[data-testid=textbox]", STAFF[0])
-    page.fill("input[type=password]", STAFF[1])
-    page.click("button:has-text('Login')")
-    page.wait_for_selector("text=Incorrect Credentials")
+    page.wait_for_selector("#login-form input[type=password]")
+    page.fill("#username", STAFF[0])
+    page.fill("#password", STAFF[1])
+    page.click("#login-btn")
+    page.wait_for_selector("#login-error")
     assert page.query_selector("#adapter-table") is None
+    page.goto(ui_app.base + "/lab/")  # still not logged in to the lab
+    page.wait_for_selector("#login-form")
 
 
 def test_switch_adapter_and_compare(ui_app, new_page):

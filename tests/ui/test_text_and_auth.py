@@ -48,7 +48,7 @@ def test_validate_message_keeps_good_text():
 
 def test_password_hash_roundtrip_and_roles(monkeypatch):
     from chatdoc.config import get_settings
-    from chatdoc.ui.auth import check_password, hash_password, make_auth, role_of
+    from chatdoc.ui.auth import Auth, check_password, hash_password, role_of
 
     h = hash_password("s3cret-pw", rounds=4)
     assert h.startswith("$2") and check_password("s3cret-pw", h) and not check_password("wrong", h)
@@ -60,9 +60,16 @@ def test_password_hash_roundtrip_and_roles(monkeypatch):
     get_settings.cache_clear()
     try:
         assert role_of("ann") == "staff" and role_of("bob") == "researcher" and role_of("eve") is None
-        staff, lab = make_auth("staff"), make_auth("researcher")
-        assert staff("ann", "s3cret-pw") and not staff("ann", "wrong") and not staff("bob", "lab-pw")
-        assert lab("bob", "lab-pw") and not lab("ann", "s3cret-pw") and not lab("eve", "x")
+        auth = Auth()
+
+        def ok(user, pw, view):
+            return auth.login(user, pw, f"10.0.0.{len(user)}", view)[0] == "ok"
+
+        assert ok("ann", "s3cret-pw", "staff") and not ok("ann", "wrong", "staff") and not ok("bob", "lab-pw", "staff")
+        assert ok("bob", "lab-pw", "researcher") and not ok("ann", "s3cret-pw", "researcher")
+        assert not ok("eve", "x", "researcher")
+        result, (token, sess) = auth.login("ann", "s3cret-pw", "10.0.0.9", "staff")
+        assert result == "ok" and auth.user_for(token, "staff") == "ann" and auth.user_for(token, "researcher") is None
     finally:
         monkeypatch.delenv("CHATDOC_UI_USERS")
         get_settings.cache_clear()
@@ -82,3 +89,47 @@ def test_cli_users_hash_reads_stdin():
         [sys.executable, "-m", "chatdoc.cli", "users", "hash"], input="\n", capture_output=True, text=True, timeout=120
     )
     assert r.returncode != 0 and "Traceback" not in r.stderr and "empty" in r.stderr
+
+
+def test_throttle_backs_off_per_user_and_per_address(monkeypatch):
+    import time
+
+    from chatdoc.ui.auth import LoginThrottle
+
+    t = LoginThrottle(max_failures=3, backoff=10, backoff_max=60)
+    for _ in range(3):
+        assert t.retry_after("ann", "1.1.1.1") == 0
+        t.record("ann", "1.1.1.1", ok=False)
+    assert 9 < t.retry_after("ann", "9.9.9.9") <= 10  # the user name is locked from any address
+    assert 9 < t.retry_after("bob", "1.1.1.1") <= 10  # and the address for any user name
+    assert t.retry_after("bob", "2.2.2.2") == 0
+    t.record("ann", "1.1.1.1", ok=False)  # one more failure doubles the wait
+    assert 19 < t.retry_after("ann", "3.3.3.3") <= 20
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 25)
+    assert t.retry_after("ann", "3.3.3.3") == 0
+
+
+def test_sessions_expire_when_idle_and_at_the_absolute_limit(monkeypatch):
+    import time
+
+    from chatdoc.ui.auth import SessionStore
+
+    monkeypatch.setenv("CHATDOC_UI_USERS", json.dumps([{"username": "ann", "password_hash": "x", "role": "staff"}]))
+    from chatdoc.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        store = SessionStore(idle_s=10, max_s=30)
+        token, _ = store.create("ann", "staff")
+        t0 = time.time()
+        for dt in (8, 16, 24):  # touched every 8 s: idle never reached
+            monkeypatch.setattr(time, "time", lambda dt=dt: t0 + dt)
+            assert store.get(token) is not None
+        monkeypatch.setattr(time, "time", lambda: t0 + 31)
+        assert store.get(token) is None  # absolute lifetime
+        token, _ = store.create("ann", "staff")
+        monkeypatch.setattr(time, "time", lambda: t0 + 31 + 11)
+        assert store.get(token) is None  # idle
+    finally:
+        get_settings.cache_clear()
