@@ -8,15 +8,14 @@ A consultation can be resumed with ``/?session=<id>`` or by pasting the resume c
 
 from __future__ import annotations
 
-import re
 
 import gradio as gr
 
 from chatdoc.config import get_settings
+from chatdoc.domain import is_valid_session_id
 from chatdoc.ui.common import friendly_message, log_failure, notice, private as _private, safe_handler, service
 from chatdoc.ui.text import escape_chat, escape_html, get, validate_message
 
-_SID_RE = re.compile(r"^[A-Za-z0-9_\-]{16,200}$")
 
 CLOSED_PHASES = {"closed"}
 
@@ -187,7 +186,7 @@ def build_patient(settings=None) -> gr.Blocks:
                 choices = [(get(p, "display_name") or get(p, "name"), get(p, "name")) for p in svc.list_personas()]
             sid = (request.query_params.get("session") if request is not None else None) or ""
             if sid:
-                if not _SID_RE.match(sid):
+                if not is_valid_session_id(sid):
                     return _start_outputs(None, request, choices, warn="That link is not valid.")
                 try:
                     out = _resume_outputs(sid, request)
@@ -253,7 +252,7 @@ def build_patient(settings=None) -> gr.Blocks:
             code = (code or "").strip()
             if code.startswith("http") and "session=" in code:
                 code = code.split("session=", 1)[1].split("&", 1)[0]
-            if not _SID_RE.match(code):
+            if not is_valid_session_id(code):
                 return _err("That resume code is not valid. Please check it and try again.")
             try:
                 return _resume_outputs(code, request)

@@ -8,10 +8,10 @@ API routes.
 from __future__ import annotations
 
 import json
-import re
 
 import gradio as gr
 
+from chatdoc.domain import is_valid_session_id
 from chatdoc.log import audit
 from chatdoc.ui.auth import require
 from chatdoc.ui.common import client_addr, logout_form, notice, private, safe_handler, service
@@ -21,7 +21,6 @@ ROLE = "staff"
 STATUSES = ["consent", "history", "advice", "escalated", "closed"]
 TRIAGE = ["emergency", "urgent", "routine", "self_care", "unknown"]
 ANY = "any"
-_SID_RE = re.compile(r"^[A-Za-z0-9_\-]{16,200}$")
 
 
 def tag(level: str | None) -> str:
@@ -229,7 +228,7 @@ def build_staff(settings=None, exports=None, auth=None) -> gr.Blocks:
             require(request, ROLE)
             if not sid:
                 return {current: "", detail: gr.update(visible=False)}
-            if not _SID_RE.match(str(sid)):
+            if not is_valid_session_id(sid):
                 return _err("Unknown consultation.")
             out = _detail(sid)
             audit("view", user=request.username, address=client_addr(request), session_id=sid)
