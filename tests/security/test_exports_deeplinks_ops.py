@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chatdoc.ui.harness import consent, login, open_patient, send_timed
+from chatdoc.tools.harness import consent, login, open_patient, send_timed
 from tests.fixtures_app import RESEARCHER, STAFF
 from tests.security.conftest import login_client
 from tests.security.gradio_raw import GradioRaw
@@ -123,3 +123,27 @@ def test_uploads_and_large_bodies_are_refused(ui_app):
     r = httpx.post(ui_app.base + "/gradio_api/queue/join", content=chunks(), timeout=60,
                    headers={"content-type": "application/json"})
     assert r.status_code == 413
+
+
+def test_staff_actions_are_audited_with_user_address_and_consultation(ui_app):
+    """View, edit, approve and erase (driven through the staff view's own events) each leave an audit record."""
+    import re
+
+    patient = GradioRaw(ui_app.base)
+    patient.call(patient.fn_index("on_load"), [])
+    res = patient.call(patient.fn_index("on_consent"), [None])
+    sid = re.search(r'resume-code\\">([A-Za-z0-9_-]{22,64})<', patient.outputs_text(res)).group(1)
+    patient.call(patient.fn_index("on_send"), ["I have had earache for two days", None])
+
+    staff = GradioRaw(ui_app.base, "/staff", client=login_client(ui_app.base, STAFF))
+    assert staff.call(staff.fn_index("on_load"), ["any", "any"])["messages"][-1]["success"]
+    for name, data in (("on_pick", [sid]), ("on_save", [None, "Earache for two days. Reviewed."]),
+                       ("on_approve", [None, "Earache for two days. Reviewed.", "any", "any"]),
+                       ("on_delete", [None, "any", "any"])):
+        out = staff.call(staff.fn_index(name), data)
+        assert out["messages"][-1].get("success"), (name, out["messages"][-1])
+    log = [json.loads(x) for x in (ui_app.data_dir / "audit.log").read_text().splitlines()]
+    mine = {e["action"]: e for e in log if e.get("session_id") == sid}
+    for action in ("view", "edit_summary", "approve", "erase"):
+        assert action in mine, (action, sorted(mine))
+        assert mine[action]["user"] == STAFF[0] and mine[action]["address"] == "127.0.0.1" and mine[action]["time"]
