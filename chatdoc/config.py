@@ -8,6 +8,10 @@ Sources, lowest priority first:
   4. keyword overrides passed to :func:`get_settings` (tests, CLI flags)
 
 Invalid values raise :class:`ConfigError` with one line per bad key naming the key and what is allowed.
+
+The defaults below are the same values as ``configs/default.yaml`` (``tests/test_config.py`` loads the
+settings with and without that file and compares them), so a key set in one place cannot silently
+disagree with the other: change a default in both.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ class GenerationSettings(_Section):
 
 class AdapterSettings(_Section):
     dir: Path = Path("adapters")  # relative paths are resolved against the repo root
-    active: str | None = None  # adapter loaded for new consultations; None = base model
+    active: str | None = "consult-gemma3-270m"  # adapter loaded for new consultations; None = base model
 
 
 class RedisSettings(_Section):
@@ -85,7 +89,6 @@ class RedisSettings(_Section):
 class PrivacySettings(_Section):
     allow_list_file: Path = Path("configs/privacy_allow_list.yaml")
     score_threshold: float = Field(0.4, ge=0.0, le=1.0)
-    keep_mapping: bool = False  # placeholder -> original mapping is never stored by default
     spacy_model: str = "en_core_web_sm"
     # per-deployment pseudonym key (hex, >= 32 bytes). Never stored in Redis. CHATDOC_PRIVACY_KEY sets it from
     # the environment; else it is read from / created in key_file (mode 0600). None = <data_dir>/pseudonym.key
@@ -97,7 +100,6 @@ class SafetySettings(_Section):
     rules_file: Path = Path("configs/red_flags.yaml")
     crisis_file: Path = Path("configs/crisis_lines.yaml")
     locale: str = "en-GB"
-    model_second_opinion: bool = False
 
 
 class DialogueSettings(_Section):
@@ -106,7 +108,7 @@ class DialogueSettings(_Section):
     default_persona: str = "gp"
     max_questions: int = Field(12, ge=1, le=60)
     coverage_target: float = Field(0.8, gt=0.0, le=1.0)
-    use_model_wording: bool = True
+    use_model_wording: bool = False  # templates only on CPU; the gpu profile turns model wording on
     wording_max_new_tokens: int = Field(40, ge=4, le=256)  # model wording of one question
     wording_attempts: int = Field(2, ge=1, le=3)  # model tries before the template (guard: regenerate once)
     wording_context_turns: int = Field(4, ge=0, le=20)  # recent turns shown to the model

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install chatdoc into ./.venv.   scripts/install.sh          -> the app
+# Install chatdoc into ./.venv.   scripts/install.sh          -> the app + its CLI tools (extra "tools":
+#                                                                evaluations, benchmarks, dev sets)
 #                                 scripts/install.sh --test   -> + test extras, Debian redis-server and chromium
 # TORCH_SPEC overrides the torch requirement (default: the 2.13.0 CPU wheel; use e.g. "torch" on a CUDA box).
 set -euo pipefail
@@ -14,8 +15,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-EXTRAS=""
-[ $WITH_TEST = 1 ] && EXTRAS="[test]"
+EXTRAS="[tools]"
+[ $WITH_TEST = 1 ] && EXTRAS="[test]"  # test includes tools
 echo "[install] python packages ($TORCH_SPEC, chatdoc$EXTRAS)"
 .venv/bin/pip install -q "$TORCH_SPEC" -e ".$EXTRAS"
 

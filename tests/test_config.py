@@ -62,3 +62,14 @@ def test_cli_help_lists_areas():
     out = CliRunner().invoke(app, ["--help"]).output
     for cmd in ("model", "generate", "adapters", "eval"):
         assert cmd in out
+
+
+def test_code_defaults_equal_default_yaml(tmp_path, monkeypatch):
+    """One source of truth: configs/default.yaml and the defaults in chatdoc/config.py agree."""
+    import chatdoc.config as config
+
+    monkeypatch.delenv("CHATDOC_PROFILE", raising=False)
+    monkeypatch.delenv("CHATDOC_CONFIG", raising=False)
+    with_yaml = load_settings().model_dump()
+    monkeypatch.setattr(config, "CONFIG_DIR", tmp_path)  # no default.yaml there: code defaults only
+    assert load_settings().model_dump() == with_yaml

@@ -21,6 +21,7 @@ Training never sees this: it loads its own model, and any call with autograd on 
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 
@@ -140,7 +141,16 @@ def dequantized(mod: torch.nn.Module) -> torch.Tensor:
 
     mod = getattr(mod, "base_layer", mod)
     qs = getattr(mod.weight, "quant_state", None)
-    return mod.weight if qs is None else dequantize_4bit(mod.weight.data, qs)
+    if qs is None:
+        return mod.weight
+    if getattr(qs, "packing_format_for_cpu", False):
+        # On AVX512-BF16 CPUs bitsandbytes repacks the codes in place on its first CPU forward (a layout
+        # dequantize_4bit cannot read): undo it on a copy, leaving the module as bitsandbytes wants it.
+        from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+        data, qs = _convert_weight_packed_for_cpu_inverse(mod.weight.data.clone(), copy.deepcopy(qs))
+        return dequantize_4bit(data, qs)
+    return dequantize_4bit(mod.weight.data, qs)
 
 
 def _base_linears(model, head):

@@ -9,10 +9,10 @@ Public API::
     red.entities  # [Entity(type="PERSON", start=11, end=21, score=0.85, placeholder="<PERSON_1>")]
     state = red.state                                  # same value later -> same placeholder
 
-Decision: no mapping back to the original value is kept (``PrivacySettings.keep_mapping`` stays
-False). The session keeps only a ``PlaceholderState``: a random per-session salt,
-HMAC-SHA256(deployment key, salt || type || normalised value) -> placeholder, and per-type counters;
-never the raw value. The deployment key (``chatdoc.privacy.keys``) is never stored with the state.
+Decision: no mapping back to the original value is kept (there is no setting to keep one). The
+session keeps only a ``PlaceholderState``: a random per-session salt, HMAC-SHA256(deployment key,
+salt || type || normalised value) -> placeholder, and per-type counters; never the raw value. The
+deployment key (``chatdoc.privacy.keys``) is never stored with the state.
 See docs/PRIVACY.md for the entity types, the allow-list and the measured numbers.
 """
 

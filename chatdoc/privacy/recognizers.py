@@ -13,6 +13,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+import tldextract
 from presidio_analyzer import AnalysisExplanation, EntityRecognizer, Pattern, RecognizerResult
 from presidio_analyzer.predefined_recognizers import (
     EmailRecognizer,
@@ -25,9 +26,12 @@ from presidio_analyzer.predefined_recognizers import (
 from presidio_analyzer.predefined_recognizers.generic.url_recognizer import UrlRecognizer as _Url
 from spacy.lang.en.stop_words import STOP_WORDS
 
-from chatdoc.privacy.engine import OFFLINE_TLD_EXTRACTOR
-
 DATA = Path(__file__).resolve().parent / "data"
+
+# Presidio's e-mail recognizer validates domains with ``tldextract.extract``, whose default extractor
+# fetches the public suffix list over HTTPS on first use. This one reads the bundled snapshot only (no
+# suffix_list_urls, no cache dir), so analysis never opens a socket.
+OFFLINE_TLD_EXTRACTOR = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
 
 # Presidio entity name -> chatdoc placeholder type. Custom recognizers emit chatdoc names directly.
 TYPE_MAP = {

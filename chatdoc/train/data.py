@@ -42,7 +42,7 @@ from typing import Any
 
 from chatdoc.jsonl import read_jsonl
 
-from chatdoc.llm.prompt import Turn, render, training_pair
+from chatdoc.llm.prompt import Turn, training_pair
 
 DEFAULT_SYSTEM = (
     "You are a careful, friendly doctor holding a private consultation with a patient. "
@@ -437,8 +437,3 @@ def write_jsonl(samples: Iterable[Sample], path: Path) -> int:
             f.write(json.dumps(asdict(s), ensure_ascii=False) + "\n")
             n += 1
     return n
-
-
-def render_check(sample: Sample, system: str, conv: Conversation) -> bool:
-    """True when the sample's prompt is byte-identical to the runtime render of its context."""
-    return sample.prompt == render(conv.system if conv.system is not None else system, conv.turns[sample.context_start : sample.turn_index])

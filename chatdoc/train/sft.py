@@ -17,13 +17,14 @@ materialized base. Checkpoints (adapter + optimizer + scheduler + step) go to
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import random
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,10 +96,6 @@ class Packed:
     weights: list[float]
     sample_ids: list[str]
     conv_id: str
-
-    @property
-    def n_targets(self) -> int:
-        return sum(1 for x in self.labels if x != IGNORE)
 
 
 def encode_pair(tokenizer, prompt: str, completion: str) -> tuple[list[int], list[int]]:
@@ -390,6 +387,21 @@ class Schedule:
         self.elapsed_s = float(d.get("elapsed_s", 0.0))
 
 
+def write_card(out_dir: Path, name: str, base, **fields) -> None:
+    """The adapter's ``card.yaml``: its name, the base model it was trained on (name + checksum, which
+    loading checks), when, and ``fields`` (hyper-parameters, data sources, metrics)."""
+    import yaml
+
+    card = {
+        "name": name,
+        "base_model": base.name,
+        "base_model_checksum": base.checksum,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **fields,
+    }
+    (out_dir / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+
+
 def prepare_data(cfg: TrainConfig, settings, tokenizer) -> Dataset:
     from chatdoc.train.data import build_dataset
 
@@ -423,7 +435,6 @@ def train(
     from tqdm.auto import tqdm
 
     from chatdoc.llm.adapters import validate_name
-    from chatdoc.llm.lora import write_card
     from chatdoc.llm.source import resolve
     from chatdoc.train.data import data_sources_for_card, default_system
 

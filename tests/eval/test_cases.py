@@ -6,7 +6,7 @@ import pytest
 
 from chatdoc.config import REPO_ROOT
 from tests.shared_data import SHARED_DATA, needs_shared_data
-from chatdoc.eval.cases import CaseError, case_from_yaml, load_agentclinic, load_cases, text_items
+from chatdoc.tools.eval.cases import CaseError, case_from_yaml, load_agentclinic, load_cases, text_items
 
 AGENTCLINIC = SHARED_DATA / "agentclinic" / "agentclinic_medqa.jsonl"
 PATIENTS = REPO_ROOT / "personas" / "patients"

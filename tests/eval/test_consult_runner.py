@@ -5,8 +5,8 @@ The real end-to-end run through chatdoc.service is in test_consult_e2e.py.
 
 from types import SimpleNamespace
 
-from chatdoc.eval.cases import case_from_yaml
-from chatdoc.eval.consult import aggregate, run_case
+from chatdoc.tools.eval.cases import case_from_yaml
+from chatdoc.tools.eval.consult import aggregate, run_case
 
 CASE = case_from_yaml(
     {

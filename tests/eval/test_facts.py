@@ -1,6 +1,6 @@
 """Fact matcher: positives, negatives, negation polarity, thresholds, hallucination counting."""
 
-from chatdoc.eval.facts import (
+from chatdoc.tools.eval.facts import (
     Fact,
     coverage,
     key_terms,
@@ -124,7 +124,7 @@ def test_rendered_summary_format_polarity():
 def test_denied_question_supports_negated_claims_only():
     said = ["I'm 34. I've had a sore throat and a fever for three days.", "Not that I know of.", "No."]
     asked = ["Is there any neck stiffness?", "Have you been confused?"]
-    claims = {c: n for c, n in __import__("chatdoc.eval.facts", fromlist=["x"]).summary_claims_polar(RENDERED)}
+    claims = {c: n for c, n in __import__("chatdoc.tools.eval.facts", fromlist=["x"]).summary_claims_polar(RENDERED)}
     assert claims["neck stiffness"] is True and claims["fever"] is False
     bad = {b["claim"] for b in unsupported_claims(RENDERED, said, denied_questions=asked)}
     assert "neck stiffness" not in bad and "confusion" not in bad
@@ -139,7 +139,7 @@ def test_local_negation_inside_negative_list_and_abbreviation():
 
 
 def test_redaction_placeholders_are_not_claims():
-    from chatdoc.eval.facts import unsupported_claims
+    from chatdoc.tools.eval.facts import unsupported_claims
 
     summary = "SH: lives with <PERSON_1>; works as a teacher"
     said = ["I live with my husband Tom.", "I work as a teacher."]

@@ -1,6 +1,6 @@
 """Results table in a markdown file: created, updated newest-first, text outside markers kept."""
 
-from chatdoc.eval.report import MAX_ROWS, TABLES, update_results_md
+from chatdoc.tools.eval.report import MAX_ROWS, TABLES, update_results_md
 
 
 def test_results_md_table(tmp_path):

@@ -4,8 +4,8 @@ import pytest
 
 from chatdoc.config import REPO_ROOT
 from tests.shared_data import SHARED_DATA, needs_shared_data
-from chatdoc.eval.cases import load_agentclinic, load_cases
-from chatdoc.eval.simpatient import SimulatedPatient
+from chatdoc.tools.eval.cases import load_agentclinic, load_cases
+from chatdoc.tools.eval.simpatient import SimulatedPatient
 
 AGENTCLINIC = SHARED_DATA / "agentclinic" / "agentclinic_medqa.jsonl"
 pytestmark = needs_shared_data

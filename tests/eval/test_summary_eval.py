@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from tests.shared_data import SHARED_DATA, needs_shared_data
-from chatdoc.eval.summary_eval import aci_subjective, evaluate, first_doctor_turns, load_aci, load_mts, note_sections, rouge
+from chatdoc.tools.eval.summary_eval import aci_subjective, evaluate, first_doctor_turns, load_aci, load_mts, note_sections, rouge
 
 DATA = SHARED_DATA
 pytestmark = needs_shared_data

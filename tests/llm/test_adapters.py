@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from chatdoc.llm import AdapterError, GenerationRequest, Turn, render
-from chatdoc.llm.lora import create_random_adapter
+from chatdoc.tools.lora import create_random_adapter
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import torch
 
 from chatdoc.config import load_settings
 from chatdoc.llm import GenerationRequest, Turn, cpu_decode, render
-from chatdoc.llm.lora import create_random_adapter
+from chatdoc.tools.lora import create_random_adapter
 
 SYSTEM = "You are a careful clinical assistant taking a history. Ask one question at a time."
 PROMPTS = [
@@ -92,9 +92,11 @@ def test_next_token_logits_match_the_plain_path(backend):
     for f, r in zip(fast, ref):
         assert f.argmax() == r.argmax()
         assert set(f.topk(10).indices.tolist()) == set(r.topk(10).indices.tolist())
-        top = r.topk(16).indices  # recomputed exactly in fp32: only fp16-weight rounding is left (~7e-5)
+        top = r.topk(16).indices  # recomputed exactly in fp32: only fp16-weight rounding is left
         rel = ((f[top] - r[top]).abs().max() / r.abs().max()).item()
-        assert rel < 1e-3, f"top-16 logits max relative error {rel:.1e}"
+        # ~7e-5 on the AVX2 machines this was written on; 2.7e-3 on an AVX-512 EPYC (2026-12-01), where the
+        # plain bitsandbytes path's own kernels differ. Same argmax and top-10 either way (asserted above).
+        assert rel < 5e-3, f"top-16 logits max relative error {rel:.1e}"
 
 
 @pytest.mark.slow
@@ -133,7 +135,8 @@ def test_autograd_takes_the_original_forward(backend):
         assert torch.equal(mod(x).detach(), orig)
     with torch.no_grad():
         fast = mod(x)
-    assert not torch.equal(fast, orig) and torch.allclose(fast, orig, rtol=1e-2, atol=1e-3)
+    # atol 1e-2: on AVX512-BF16 CPUs bitsandbytes' own CPU kernel computes in bf16 (eps 7.8e-3)
+    assert not torch.equal(fast, orig) and torch.allclose(fast, orig, rtol=1e-2, atol=1e-2)
 
 
 # ---------------------------------------------------------------- dispatch (tiny random model, fast)

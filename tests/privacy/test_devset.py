@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from chatdoc.privacy.evaluate import EvalDataError, load_jsonl, score
+from chatdoc.tools.eval.pii import EvalDataError, load_jsonl, score
 from chatdoc.privacy.recognizers import ENTITY_TYPES
 
 DEV = Path(__file__).parent / "data" / "pii_dev.jsonl"
@@ -30,7 +30,7 @@ def test_devset_shape():
 
 def test_generator_reproduces_committed_file():
     pytest.importorskip("faker")
-    from chatdoc.privacy.devset import generate
+    from chatdoc.tools.eval.pii_devset import generate
 
     assert [json.dumps(r, ensure_ascii=False) for r in generate()] == DEV.read_text(encoding="utf-8").splitlines()
 

@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chatdoc.cli import app
-from chatdoc.safety.evaluate import metrics, read_cases, run_cases
+from chatdoc.tools.eval.triage import metrics, read_cases, run_cases
 
 DEV = Path(__file__).parent / "data" / "triage_dev.jsonl"
 runner = CliRunner()

@@ -18,7 +18,7 @@ SLOW_USER = ("sally.slow", "slow-pass-789")  # a cost-12 bcrypt hash, like a rea
 @pytest.fixture(scope="session")
 def auth_app(tmp_path_factory, redis_url):
     from chatdoc.ui.auth import hash_password
-    from chatdoc.ui.harness import AppProcess
+    from chatdoc.tools.harness import AppProcess
 
     users = [
         {"username": STAFF[0], "password_hash": hash_password(STAFF[1], rounds=4), "role": "staff"},

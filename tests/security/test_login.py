@@ -125,7 +125,7 @@ def test_idle_session_expires(auth_app):
 
 
 def test_logout_in_the_browser_lands_on_the_login_page(auth_app, new_page):
-    from chatdoc.ui.harness import login
+    from chatdoc.tools.harness import login
 
     page = new_page()
     login(page, auth_app.base, "staff", *STAFF, expect="#staff-user-name")

@@ -135,7 +135,7 @@ def test_health_reports_and_restarts_a_dead_embedded_server(embedded_env):
 def test_health_of_an_unreachable_external_redis(monkeypatch):
     from chatdoc.config import get_settings
     from chatdoc.memory import health, reset_connection
-    from chatdoc.ui.harness import free_port
+    from chatdoc.tools.harness import free_port
 
     monkeypatch.setenv("CHATDOC_REDIS_URL", f"redis://:s3cret-pass@127.0.0.1:{free_port()}/0")
     get_settings.cache_clear()
@@ -188,7 +188,7 @@ def _trigger_page_load(base: str) -> None:
 
 
 def test_sigterm_to_the_app_stops_its_embedded_redis(tmp_path):
-    from chatdoc.ui.harness import free_port
+    from chatdoc.tools.harness import free_port
 
     data = tmp_path / "data"
     env = {**os.environ, "CHATDOC_DATA_DIR": str(data), "CHATDOC_REDIS_PORT": "0",

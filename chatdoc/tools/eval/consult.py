@@ -20,15 +20,15 @@ import statistics
 import time
 from collections.abc import Callable
 
-from chatdoc.eval.cases import Case
-from chatdoc.eval.facts import coverage, questions_in, repeated_questions, unsupported_claims
-from chatdoc.eval.simpatient import SimulatedPatient
+from chatdoc.tools.eval.cases import Case
+from chatdoc.tools.eval.facts import coverage, questions_in, repeated_questions, unsupported_claims
+from chatdoc.tools.eval.simpatient import SimulatedPatient
 
 DEFAULT_MAX_TURNS = 12
 
 
 def _service():
-    return importlib.import_module("chatdoc.service")
+    return importlib.import_module("chatdoc.service").build_service()
 
 
 def _get(obj, name, default=None):

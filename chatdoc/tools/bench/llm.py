@@ -1,7 +1,7 @@
 """``chatdoc bench generate``: load time, TTFT, decode speed, peak RSS, adapter switch time.
 
-Every quantization is measured in a fresh subprocess (``python -m chatdoc.llm.bench``) so that load
-times and peak RSS are not polluted by an earlier load in the same process.
+Every quantization is measured in a fresh subprocess (:func:`child_command`) so that load times and
+peak RSS are not polluted by an earlier load in the same process.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _one(quant: str, new_tokens: int, adapter: str | None, cold: bool) -> dict:
     out["base"] = measure(None)
     with tempfile.TemporaryDirectory() as tmp:
         if adapter is None:
-            from chatdoc.llm.lora import create_random_adapter
+            from chatdoc.tools.lora import create_random_adapter
 
             create_random_adapter(b.resolved, Path(tmp) / "bench-random")
             b.adapters_root = Path(tmp)
@@ -88,21 +88,27 @@ def _one(quant: str, new_tokens: int, adapter: str | None, cold: bool) -> dict:
     return out
 
 
+def child_command(quant: str, new_tokens: int, adapter: str | None, cold: bool) -> list[str]:
+    """The command line of one measurement in a fresh Python; it prints one JSON line (:func:`_child`)."""
+    code = "import sys; from chatdoc.tools.bench.llm import _child; _child(sys.argv[1:])"
+    return [sys.executable, "-c", code, quant, str(new_tokens), adapter or "", "1" if cold else "0"]
+
+
+def _child(argv: list[str]) -> None:
+    from chatdoc.log import setup_logging
+
+    setup_logging(level="WARNING")
+    q, n, a, c = argv[0], int(argv[1]), argv[2] or None, argv[3] == "1"
+    print(json.dumps(_one(q, n, a, c)))
+
+
 def run_generate_bench(quants: list[str], new_tokens: int = 64, adapter: str | None = None, cold: bool = True) -> dict:
     results = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "runs": []}
     for i, q in enumerate(quants):
-        cmd = [sys.executable, "-m", "chatdoc.llm.bench", q, str(new_tokens), adapter or "", "1" if (cold and i == 0) else "0"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(child_command(q, new_tokens, adapter, cold and i == 0), capture_output=True, text=True)
         if proc.returncode != 0:
             results["runs"].append({"quantization_requested": q, "error": proc.stderr.strip().splitlines()[-1:]})
             continue
         results["runs"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return results
 
-
-if __name__ == "__main__":
-    q, n, a, c = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, sys.argv[4] == "1"
-    from chatdoc.log import setup_logging
-
-    setup_logging(level="WARNING")
-    print(json.dumps(_one(q, n, a, c)))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from chatdoc.eval.facts import KINDS, Fact, key_terms
+from chatdoc.tools.eval.facts import KINDS, Fact, key_terms
 
 
 @dataclass

@@ -7,7 +7,7 @@ sentence of a message is answered by:
    medical history, social history, "anything else"; an intent restricts the candidate records to
    that category (e.g. medications -> medication facts);
 2. *retrieval*: BM25 (``rank_bm25.BM25Okapi``) over the candidate records (facts + history sentences),
-   on stemmed, synonym-normalized content terms (``chatdoc.eval.facts.content_terms``). A record is a
+   on stemmed, synonym-normalized content terms (``chatdoc.tools.eval.facts.content_terms``). A record is a
    hit when it shares at least one content term with the question and scores >= half the top score
    (at most ``MAX_HITS``);
 3. *wording*: positive facts are affirmed in the first person ("Yes, I have ..."), denied facts are
@@ -23,8 +23,8 @@ import re
 
 from rank_bm25 import BM25Okapi
 
-from chatdoc.eval.cases import Case
-from chatdoc.eval.facts import Fact, content_terms, needed, questions_in
+from chatdoc.tools.eval.cases import Case
+from chatdoc.tools.eval.facts import Fact, content_terms, needed, questions_in
 
 MAX_HITS = 3
 

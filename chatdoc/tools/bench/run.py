@@ -1,7 +1,7 @@
 """``chatdoc bench run``: end-to-end speed of the real path (service -> graph -> model -> Redis).
 
 Measures, in one process unless noted:
-* model load: cold (fresh GGUF materialization) and cached, in a subprocess via ``chatdoc.llm.bench``;
+* model load: cold (fresh GGUF materialization) and cached, in a subprocess via ``chatdoc.tools.bench.llm``;
   the in-process load of the shared backend is reported as well;
 * model-only TTFT and decode tokens/s on the fixed bench prompt (greedy, ``new_tokens`` tokens);
 * the same prompt and token count through llama.cpp (``llama-cpp-python``, the same GGUF file, same
@@ -251,7 +251,7 @@ def decode_vs_llama_cpp(backend, new_tokens: int, threads: int, gguf, llama: boo
     """chatdoc and llama.cpp decode, alternating run by run (so drift of the machine hits both), median of each.
 
     The ratio is the median of the per-round ratios."""
-    from chatdoc.llm.bench import bench_prompt
+    from chatdoc.tools.bench.llm import bench_prompt
 
     prompt = bench_prompt()
     if not llama:
@@ -290,18 +290,18 @@ def _gguf_for(settings):
 
 
 def load_bench(new_tokens: int, cold: bool) -> dict:
-    """Cold/cached load via chatdoc.llm.bench in a fresh subprocess (honest load time and RSS)."""
+    """Cold/cached load via chatdoc.tools.bench.llm in a fresh subprocess (honest load time and RSS)."""
     from chatdoc.config import get_settings
+    from chatdoc.tools.bench.llm import child_command
 
     q = get_settings().model.quantization
-    cmd = [sys.executable, "-m", "chatdoc.llm.bench", q, str(new_tokens), "", "1" if cold else "0"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(child_command(q, new_tokens, None, cold), capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
     try:
         res = json.loads(proc.stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
-        return {"error": "unreadable output from chatdoc.llm.bench"}
+        return {"error": "unreadable output from chatdoc.tools.bench.llm"}
     return {k: res.get(k) for k in ("quantization_in_effect", "cold_materialize_s", "cached_load_s", "peak_rss_mb", "base")}
 
 
@@ -346,7 +346,9 @@ def run_bench(new_tokens: int = 64, turns: int = 10, concurrency: tuple[int, ...
     out["decode_ratio_vs_llama_cpp"] = d["ratio"]
     if "ratio_runs" in d:
         out["decode_ratio_runs"] = d["ratio_runs"]
-    import chatdoc.service as svc
+    from chatdoc.service import build_service
+
+    svc = build_service(settings)
 
     with instrument(backend) as timers:
         say(f"scripted {turns}-turn consultation")

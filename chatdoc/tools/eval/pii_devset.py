@@ -1,4 +1,4 @@
-"""Generate the PII dev set: ``python -m chatdoc.privacy.devset [--out PATH] [--seed N]``.
+"""Generate the PII dev set: ``chatdoc eval pii --build-devset [--out PATH] [--seed N]`` (:func:`write`).
 
 Writes JSON lines ``{"text", "spans": [{"start","end","type"}], "keep": [{"start","end"}]}`` to
 ``tests/privacy/data/pii_dev.jsonl`` (committed). Values come from Faker (fixed seed, en_GB + en_US);
@@ -15,14 +15,14 @@ Faker is a test extra, so it is imported only when generating.
 from __future__ import annotations
 
 import datetime as _dt
-
-import argparse
 import json
 import random
 import re
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[2] / "tests" / "privacy" / "data" / "pii_dev.jsonl"
+from chatdoc.config import REPO_ROOT
+
+OUT = REPO_ROOT / "tests" / "privacy" / "data" / "pii_dev.jsonl"
 
 EPONYMS = ["Crohn's", "crohns", "Parkinson's", "parkinsons", "Hashimoto's", "Bell's palsy", "bells palsy", "Addison's disease",
            "Alzheimer's", "alzheimers", "Graves' disease", "Cushing's", "Down syndrome", "Tourette's", "Raynaud's", "Meniere's",
@@ -354,18 +354,11 @@ def generate(seed: int = 20240611, per_type: int = 24, traps: int = 70) -> list[
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--seed", type=int, default=20240611)
-    args = ap.parse_args(argv)
-    rows = generate(args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", encoding="utf-8") as fh:
+def write(out: Path = OUT, seed: int = 20240611) -> int:
+    """Write the dev set to ``out`` (JSON lines); returns the number of examples."""
+    rows = generate(seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    print(f"wrote {len(rows)} examples to {args.out}")
-
-
-if __name__ == "__main__":
-    main()
+    return len(rows)

@@ -124,7 +124,7 @@ def _mean(rows: list[dict], key: str) -> dict[str, float]:
 def evaluate(items: list[dict], dataset: str, limit: int | None = None, summarize: Callable[[str], object] | None = None,
              progress: Callable[[int, int], None] | None = None) -> dict:
     if summarize is None:
-        summarize = importlib.import_module("chatdoc.service").summarize_transcript
+        summarize = importlib.import_module("chatdoc.service").build_service().summarize_transcript
     chosen = items[:limit] if limit else items
     rows = []
     for i, it in enumerate(chosen):

@@ -1,4 +1,4 @@
-"""UI latency and memory in a real browser: ``python -m chatdoc.ui.bench``.
+"""UI latency and memory in a real browser: ``chatdoc bench ui`` (:func:`run`).
 
 Starts the real app (``chatdoc serve``) in a subprocess on a free port with an isolated data dir and its
 own embedded Redis (or ``CHATDOC_REDIS_URL`` if set), drives headless Chromium through consent and
@@ -6,12 +6,11 @@ own embedded Redis (or ``CHATDOC_REDIS_URL`` if set), drives headless Chromium t
   * time to the first streamed token (the assistant's bubble gets text),
   * time to the full reply (Send is enabled again),
 as p50/p95/max, plus the app process's resident memory after start, after model load and at the end.
-Patient turns use the real model wording by default (``--no-model-wording`` for templates).
+Patient turns use the real model wording by default (``model_wording=False`` for templates).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -53,7 +52,7 @@ def run(
 ) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from chatdoc.ui.harness import AppProcess, consent, launch_browser, open_patient, send_timed
+    from chatdoc.tools.harness import AppProcess, consent, launch_browser, open_patient, send_timed
 
     data = Path(tempfile.mkdtemp(prefix="chatdoc-uibench-"))
     env = {
@@ -111,23 +110,3 @@ def run(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"summary": result, "turns": rows}, indent=2))
     return result
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--turns", type=int, default=10)
-    ap.add_argument("--no-model-wording", action="store_true", help="template replies (no model in patient turns)")
-    ap.add_argument("--max-new-tokens", type=int, default=None)
-    ap.add_argument("--warmup", type=int, default=1, help="turns before measuring (first-use loading)")
-    ap.add_argument("--out", type=Path, default=Path("artifacts/ui-bench.json"))
-    a = ap.parse_args(argv)
-    try:
-        res = run(a.turns, not a.no_model_wording, a.max_new_tokens, a.out, a.warmup)
-    except Exception as e:  # noqa: BLE001 - one line, no traceback
-        print(f"chatdoc.ui.bench: {type(e).__name__}: {e}", file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps(res, indent=2))
-
-
-if __name__ == "__main__":
-    main()

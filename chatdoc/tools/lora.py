@@ -1,4 +1,4 @@
-"""Create adapters outside training: a randomly initialised LoRA for benchmarks and tests.
+"""A randomly initialised LoRA adapter for benchmarks and tests (tooling: training writes real ones).
 
 The adapter is built on a separate fp32 copy of the base (never on the shared backend's model, which
 peft would modify in place), saved with peft and given a ``card.yaml`` like a trained one.
@@ -6,23 +6,10 @@ peft would modify in place), saved with peft and given a ``card.yaml`` like a tr
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
-import yaml
-
 from chatdoc.llm.source import ResolvedModel
-
-
-def write_card(out_dir: Path, name: str, base: ResolvedModel, **fields) -> None:
-    card = {
-        "name": name,
-        "base_model": base.name,
-        "base_model_checksum": base.checksum,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        **fields,
-    }
-    (out_dir / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+from chatdoc.train.sft import write_card
 
 
 def create_random_adapter(
