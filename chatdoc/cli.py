@@ -1,24 +1,21 @@
-"""The ``chatdoc`` command line: a thin Typer shell over the Python API.
+"""The ``chatdoc`` command line: one Typer app over one :class:`chatdoc.service.Consultations` per process.
 
-Commands live in ``chatdoc/commands/<area>.py``; each module exposes ``register(app, groups)`` and is
-discovered here, so adding an area never touches this file.
+The commands live in ``chatdoc/commands/<area>.py`` as plain functions and sub-apps; the list below is
+the whole CLI (README's CLI table). Heavy and tooling imports stay inside the command functions.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import sys
 
 import typer
 
+from chatdoc.commands import dialogue, evaluate, model, privacy, safety, train, ui
 from chatdoc.config import ConfigError
 
 app = typer.Typer(help="chatdoc: private multi-turn consultation assistant.", no_args_is_help=True)
-groups: dict[str, typer.Typer] = {
-    "eval": typer.Typer(help="Evaluate triage, redaction, adapters, consultations and summaries.", no_args_is_help=True),
-}
-app.add_typer(groups["eval"], name="eval")
+eval_app = typer.Typer(help="Evaluate triage, redaction, adapters, consultations and summaries.", no_args_is_help=True)
+bench_app = typer.Typer(help="Speed benchmarks.", no_args_is_help=True)
 
 
 @app.callback()
@@ -31,14 +28,33 @@ def _root(
     setup_logging(level=log_level, json_lines=json_logs or None)
 
 
-def _discover() -> None:
-    import chatdoc.commands as pkg
-
-    for mod in sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")):
-        importlib.import_module(f"chatdoc.commands.{mod}").register(app, groups)
-
-
-_discover()
+# model and adapters
+app.add_typer(model.model_app, name="model")
+app.command("generate")(model.generate)
+app.add_typer(model.adapters_app, name="adapters")
+# consultations, staff, personas
+app.command("chat")(dialogue.chat)
+app.add_typer(dialogue.sessions_app, name="sessions")
+app.command("summarize")(dialogue.summarize)
+app.add_typer(dialogue.personas_app, name="personas")
+# safety and privacy
+app.command("triage")(safety.triage)
+app.command("redact")(privacy.redact)
+# training
+app.add_typer(train.train_app, name="train")
+# web app and accounts
+app.command("serve")(ui.serve)
+app.add_typer(ui.users_app, name="users")
+# evaluations and benchmarks (tooling: chatdoc/tools, imported inside the commands)
+eval_app.command("triage")(safety.eval_triage)
+eval_app.command("pii")(privacy.eval_pii)
+eval_app.command("adapter")(train.eval_adapter)
+eval_app.command("consult")(evaluate.eval_consult)
+eval_app.command("summary")(evaluate.eval_summary)
+app.add_typer(eval_app, name="eval")
+bench_app.command("generate")(model.bench_generate)
+bench_app.command("run")(evaluate.bench_run)
+app.add_typer(bench_app, name="bench")
 
 
 def main() -> None:

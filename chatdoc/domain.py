@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Literal, TypedDict
+from typing import Literal
+
+from typing_extensions import TypedDict  # pydantic models (the service's results) embed it; needs this one on 3.11
 
 Level = Literal["emergency", "urgent", "routine", "self_care", "unknown"]
 #: most urgent first; "unknown" = not assessed yet

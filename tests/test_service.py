@@ -1,8 +1,10 @@
-"""chatdoc.service contract: pydantic models, ServiceError codes, storage failure and retry."""
+"""chatdoc.service contract: typed results, ServiceError codes, storage failure and retry, per-run options."""
 
 from __future__ import annotations
 
 import socket
+import threading
+from dataclasses import dataclass
 
 import pytest
 
@@ -10,12 +12,11 @@ import pytest
 @pytest.fixture
 def svc(chatdoc_redis_env, monkeypatch):
     from chatdoc.config import get_settings
+    from chatdoc.service import build_service
 
     monkeypatch.setenv("CHATDOC_DIALOGUE_USE_MODEL_WORDING", "false")
     get_settings.cache_clear()
-    from chatdoc import service
-
-    yield service
+    yield build_service()
     get_settings.cache_clear()
 
 
@@ -43,6 +44,21 @@ def test_models_and_errors(svc):
     assert svc.summarize_transcript("Doctor: Any fever?\nPatient: no").structured["ros"]["negatives"] == ["fever"]
 
 
+def test_stream_gives_the_reply_once_then_done(svc):
+    """A reply is produced whole (after the output guard): one token event with all of it, not fake pieces."""
+    sid = svc.start_consultation().session_id
+    svc.record_consent(sid)
+    events = list(svc.stream_message(sid, "I have had a cough for 5 days"))
+    assert [e.kind for e in events] == ["token", "done"]
+    assert events[0].text == events[1].reply.reply and events[0].text.endswith("?")
+    assert events[1].reply.source == "template"
+    bad = list(svc.stream_message(sid, ""))
+    assert [(e.kind, e.code) for e in bad] == [("error", "bad_input")]
+    urgent = list(svc.stream_message(sid, "now I have crushing chest pain and I can't breathe"))
+    assert [e.kind for e in urgent] == ["banner", "token", "done"]  # the emergency instruction first
+    assert urgent[0].text == urgent[2].reply.banner and urgent[2].reply.triage_level == "emergency"
+
+
 def _free_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -55,7 +71,7 @@ def test_storage_unavailable_then_retry(tmp_path, monkeypatch):
     from chatdoc.config import get_settings
     from chatdoc.memory import reset_connection
     from chatdoc.memory.server import EmbeddedRedis
-    from chatdoc.service import ServiceError
+    from chatdoc.service import ServiceError, build_service
 
     port = _free_port()
     srv = EmbeddedRedis(tmp_path / "r", port=port).start()
@@ -65,7 +81,7 @@ def test_storage_unavailable_then_retry(tmp_path, monkeypatch):
         monkeypatch.setenv("CHATDOC_REDIS_SOCKET_TIMEOUT", "1")
         get_settings.cache_clear()
         reset_connection()
-        from chatdoc import service
+        service = build_service()
 
         sid = service.start_consultation().session_id
         service.record_consent(sid)
@@ -85,26 +101,26 @@ def test_storage_unavailable_then_retry(tmp_path, monkeypatch):
         get_settings.cache_clear()
 
 
-def test_unconsented_sessions_are_bounded_in_memory(monkeypatch):
-    from chatdoc import service
+def test_unconsented_sessions_are_bounded_in_memory():
+    from chatdoc.service import build_service
 
-    monkeypatch.setattr(service, "PENDING_MAX", 3)
-    monkeypatch.setattr(service, "_pending", {})
+    service = build_service()
+    service.pending_max = 3
     ids = [service.start_consultation().session_id for _ in range(5)]
-    assert len(service._pending) == 3
-    assert ids[-1] in service._pending and ids[0] not in service._pending
-    service._pending[ids[-1]]["created"] -= service.PENDING_TTL_S + 1
+    assert list(service._pending) == ids[-3:]
+    service._pending[ids[-1]]["created"] -= service.pending_ttl_s + 1
     service.start_consultation()
     assert ids[-1] not in service._pending
+    assert build_service()._pending == {}  # process state belongs to the object, not the module
 
 
 def test_a_missing_configured_adapter_falls_back_to_the_base_model(monkeypatch, tmp_path):
     """The shipped default adapter may be absent (another adapters dir): new consultations use the base
     model instead of failing; an explicit choice is kept as given."""
-    from chatdoc import service
     from chatdoc.config import get_settings
+    from chatdoc.service import build_service
 
-    monkeypatch.setattr(service, "_default_adapter", ...)  # no activate_adapter() choice in effect
+    service = build_service()  # no activate_adapter() choice in effect
     monkeypatch.setenv("CHATDOC_ADAPTERS_DIR", str(tmp_path))
     get_settings.cache_clear()
     try:
@@ -115,3 +131,53 @@ def test_a_missing_configured_adapter_falls_back_to_the_base_model(monkeypatch, 
         monkeypatch.delenv("CHATDOC_ADAPTERS_DIR")
         get_settings.cache_clear()
     assert service._resolve_adapter(...) == get_settings().adapters.active  # present in adapters/: used
+
+
+@dataclass
+class _Result:
+    text: str
+    new_tokens: int = 8
+
+
+class _FakeBackend:
+    """Words questions instantly and records which thread asked; runs ``during`` inside the first call."""
+
+    def __init__(self, during):
+        self.during = during
+        self.callers: list[str] = []
+
+    def build_prompt(self, system, turns, max_new_tokens=None) -> str:
+        return system
+
+    def generate(self, request) -> _Result:
+        self.callers.append(threading.current_thread().name)
+        if len(self.callers) == 1:
+            self.during()
+        return _Result("How long have you had the cough?")
+
+
+def test_compare_words_with_the_model_for_its_own_runs_only(svc):
+    """A comparison turns model wording on through the graph's run context: the process settings stay as
+    they are, and a patient's turn in the same process, meanwhile, is worded from the templates."""
+    from chatdoc.config import get_settings
+    from chatdoc.service import build_service
+
+    seen: dict = {}
+
+    def patient_turn_meanwhile():
+        seen["setting"] = get_settings().dialogue.use_model_wording
+        t = threading.Thread(target=lambda: seen.setdefault("reply", service.send_message(sid, "I have a cough")),
+                             name="patient")
+        t.start()
+        t.join(120)
+
+    backend = _FakeBackend(patient_turn_meanwhile)
+    service = build_service(backend=backend)  # one object, one model: the lab and the patient share both
+    sid = service.start_consultation().session_id
+    service.record_consent(sid)
+    comp = service.compare(["I have had a cough for 5 days"], [None])
+    assert backend.callers and "patient" not in backend.callers  # the comparison used the model, the patient did not
+    assert comp.rows[0].replies[0].text
+    assert seen["setting"] is False and get_settings().dialogue.use_model_wording is False
+    assert seen["reply"].source == "template" and seen["reply"].reply.endswith("?")
+    assert service.send_message(sid, "no").source == "template"  # and after the comparison

@@ -1,5 +1,5 @@
-"""CLI command modules. Each module defines ``register(app, groups)``; chatdoc.cli discovers them.
+"""CLI command modules: plain Typer command functions and sub-apps, wired up in :mod:`chatdoc.cli`.
 
-``groups`` holds shared sub-command groups (``groups["eval"]`` for ``chatdoc eval ...``) so several
-modules can contribute to one group. Import heavy libraries inside command functions, not at the top.
+Each command gets the process's service from :func:`chatdoc.commands._util.service`. Import heavy
+libraries (and the tooling in chatdoc/tools) inside command functions, not at the top.
 """

@@ -1,12 +1,40 @@
-"""Small helpers shared by the command modules: output and clean failures (never a traceback)."""
+"""Small helpers shared by the command modules: the process's service, output, clean failures (never a traceback)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from chatdoc.service import Consultations
+
+_service: Consultations | None = None
+
+
+def service() -> Consultations:
+    """The one :class:`~chatdoc.service.Consultations` of this CLI process (built on first use)."""
+    global _service
+    if _service is None:
+        from chatdoc.service import build_service
+
+        _service = build_service()
+    return _service
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """A ServiceError inside the block ends the command with its message (exit code 1)."""
+    from chatdoc.service import ServiceError
+
+    try:
+        yield
+    except ServiceError as e:
+        fail(e.message)
 
 
 def emit(obj: Any, as_json: bool, text: str | None = None) -> None:

@@ -1,25 +1,13 @@
 """``chatdoc eval consult``, ``chatdoc eval summary``, ``chatdoc bench run``.
 
-Evaluation drives the real path: ``chatdoc.service`` (graph, model, Redis). See chatdoc/eval/.
+Evaluation drives the real path: ``chatdoc.service`` (graph, model, Redis). See chatdoc/tools/eval/.
 """
 
 from __future__ import annotations
 
 import typer
 
-from chatdoc.commands._util import emit, fail
-
-
-def _service_or_fail():
-    try:
-        import chatdoc.service as svc
-    except ImportError as e:
-        fail(f"the consultation service is not available ({e})")
-    return svc
-
-
-def _service_error(svc):
-    return getattr(svc, "ServiceError", RuntimeError)
+from chatdoc.commands._util import emit, fail, service, service_errors
 
 
 def _progress(as_json: bool):
@@ -30,167 +18,150 @@ def _progress(as_json: bool):
     return say
 
 
-def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    eval_app = groups["eval"]
-    # `chatdoc bench ...` is shared with chatdoc/commands/model.py (`bench generate`): whichever module is
-    # imported first creates and registers the group; the other reuses it.
-    bench_app = groups.setdefault("bench", typer.Typer(help="Speed benchmarks.", no_args_is_help=True))
-    if not any(getattr(g, "name", None) == "bench" for g in app.registered_groups):
-        app.add_typer(bench_app, name="bench")
+def eval_consult(
+    cases: str = typer.Option(..., "--cases", help="AgentClinic OSCE .jsonl, a YAML case file, or a directory of them."),
+    max_turns: int = typer.Option(12, "--max-turns", min=1, max=60, help="Patient turns per consultation."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N cases."),
+    out: str = typer.Option("runs/eval", "--out", help="Directory for consult.json and consult.png."),
+    results_md: bool = typer.Option(True, "--results-md/--no-results-md", help="Add a row to docs/RESULTS.md."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the consultations in Redis (default: erase after scoring)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Simulated patients answer the assistant from their case records; score the final staff summary."""
+    from datetime import datetime, timezone
 
-    @eval_app.command("consult")
-    def eval_consult(
-        cases: str = typer.Option(..., "--cases", help="AgentClinic OSCE .jsonl, a YAML case file, or a directory of them."),
-        max_turns: int = typer.Option(12, "--max-turns", min=1, max=60, help="Patient turns per consultation."),
-        limit: int = typer.Option(None, "--limit", min=1, help="Only the first N cases."),
-        out: str = typer.Option("runs/eval", "--out", help="Directory for consult.json and consult.png."),
-        results_md: bool = typer.Option(True, "--results-md/--no-results-md", help="Add a row to docs/RESULTS.md."),
-        keep: bool = typer.Option(False, "--keep", help="Keep the consultations in Redis (default: erase after scoring)."),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """Simulated patients answer the assistant from their case records; score the final staff summary."""
-        from datetime import datetime, timezone
+    from chatdoc.tools.eval import report
+    from chatdoc.tools.bench.run import machine
+    from chatdoc.tools.eval.cases import CaseError, load_cases
+    from chatdoc.tools.eval.consult import run_cases
 
-        from chatdoc.eval import report
-        from chatdoc.eval.bench import machine
-        from chatdoc.eval.cases import CaseError, load_cases
-        from chatdoc.eval.consult import run_cases
+    try:
+        items = load_cases(cases)
+    except CaseError as e:
+        fail(str(e))
+    if not items:
+        fail(f"no cases in {cases}")
+    say = _progress(as_json)
 
-        try:
-            items = load_cases(cases)
-        except CaseError as e:
-            fail(str(e))
-        if not items:
-            fail(f"no cases in {cases}")
-        svc = _service_or_fail()
-        say = _progress(as_json)
+    def progress(i, n, r):
+        if "error" in r:
+            say(f"[{i}/{n}] {r['case']}: ERROR {r['error']}")
+        else:
+            say(f"[{i}/{n}] {r['case']}: coverage {r['coverage'] if r['coverage'] is None else round(r['coverage'], 2)}"
+                f" turns {r['turns']} repeated {r['repeated_questions']} hallucinations {r['hallucinations']}"
+                f" triage {r['triage_level']}")
 
-        def progress(i, n, r):
-            if "error" in r:
-                say(f"[{i}/{n}] {r['case']}: ERROR {r['error']}")
-            else:
-                say(f"[{i}/{n}] {r['case']}: coverage {r['coverage'] if r['coverage'] is None else round(r['coverage'], 2)}"
-                    f" turns {r['turns']} repeated {r['repeated_questions']} hallucinations {r['hallucinations']}"
-                    f" triage {r['triage_level']}")
+    with service_errors():
+        res = run_cases(items, max_turns=max_turns, limit=limit, service=service(), progress=progress, keep=keep)
+    res["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    res["machine"] = machine()
+    res["cases_file"] = str(cases)
+    from chatdoc.config import get_settings
 
-        try:
-            res = run_cases(items, max_turns=max_turns, limit=limit, service=svc, progress=progress, keep=keep)
-        except _service_error(svc) as e:
-            fail(str(getattr(e, "message", e)))
-        res["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        res["machine"] = machine()
-        res["cases_file"] = str(cases)
-        from chatdoc.config import get_settings
+    st = get_settings()
+    res["config"] = {"model": st.model.base, "quantization": st.model.quantization,
+                     "use_model_wording": st.dialogue.use_model_wording, "max_questions": st.dialogue.max_questions}
+    p = report.write_json(res, out, "consult.json")
+    report.consult_plot(res, out)
+    if results_md and res["summary"]["cases"] > res["summary"]["errors"]:
+        report.update_results_md("consult", report.consult_row(res, report.machine_label(res["machine"])))
+    s = res["summary"]
+    if as_json:
+        emit(res, True)
+        return
+    typer.echo(f"cases: {s['cases']} (errors {s['errors']})  mean coverage: {s['mean_coverage']}  "
+               f"repeated questions: {s['repeated_questions']}  hallucinations: {s['hallucinations']}  "
+               f"mean turns: {s['mean_turns']}  turn p50: {s['turn_p50_s']}s")
+    for k, v in sorted(s["per_kind"].items()):
+        typer.echo(f"  {k:13s} covered {v['covered']}/{v['total']} ({v['coverage']})  disclosed by patient {v['disclosed']}")
+    typer.echo(f"  misses: never disclosed {s['missed_never_disclosed']}, disclosed but not summarized "
+               f"{s['missed_disclosed_not_summarized']}; triage {s['triage_levels']}")
+    typer.echo(f"written: {p}")
 
-        st = get_settings()
-        res["config"] = {"model": st.model.base, "quantization": st.model.quantization,
-                         "use_model_wording": st.dialogue.use_model_wording, "max_questions": st.dialogue.max_questions}
-        p = report.write_json(res, out, "consult.json")
-        report.consult_plot(res, out)
-        if results_md and res["summary"]["cases"] > res["summary"]["errors"]:
-            report.update_results_md("consult", report.consult_row(res, report.machine_label(res["machine"])))
-        s = res["summary"]
-        if as_json:
-            emit(res, True)
-            return
-        typer.echo(f"cases: {s['cases']} (errors {s['errors']})  mean coverage: {s['mean_coverage']}  "
-                   f"repeated questions: {s['repeated_questions']}  hallucinations: {s['hallucinations']}  "
-                   f"mean turns: {s['mean_turns']}  turn p50: {s['turn_p50_s']}s")
-        for k, v in sorted(s["per_kind"].items()):
-            typer.echo(f"  {k:13s} covered {v['covered']}/{v['total']} ({v['coverage']})  disclosed by patient {v['disclosed']}")
-        typer.echo(f"  misses: never disclosed {s['missed_never_disclosed']}, disclosed but not summarized "
-                   f"{s['missed_disclosed_not_summarized']}; triage {s['triage_levels']}")
-        typer.echo(f"written: {p}")
 
-    @eval_app.command("summary")
-    def eval_summary(
-        aci: str = typer.Option(None, "--aci", help="ACI-BENCH csv (dialogue, note)."),
-        mts: str = typer.Option(None, "--mts", help="MTS-Dialog csv (dialogue, section_text)."),
-        limit: int = typer.Option(None, "--limit", min=1),
-        out: str = typer.Option("runs/eval", "--out"),
-        results_md: bool = typer.Option(True, "--results-md/--no-results-md"),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """ROUGE-1/2/L of chatdoc's transcript summaries vs the reference (and the first-12-doctor-turns baseline)."""
-        from datetime import datetime, timezone
+def eval_summary(
+    aci: str = typer.Option(None, "--aci", help="ACI-BENCH csv (dialogue, note)."),
+    mts: str = typer.Option(None, "--mts", help="MTS-Dialog csv (dialogue, section_text)."),
+    limit: int = typer.Option(None, "--limit", min=1),
+    out: str = typer.Option("runs/eval", "--out"),
+    results_md: bool = typer.Option(True, "--results-md/--no-results-md"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """ROUGE-1/2/L of chatdoc's transcript summaries vs the reference (and the first-12-doctor-turns baseline)."""
+    from datetime import datetime, timezone
 
-        from chatdoc.eval import report
-        from chatdoc.eval.bench import machine
-        from chatdoc.eval.summary_eval import DataError, evaluate, load_aci, load_mts
+    from chatdoc.tools.eval import report
+    from chatdoc.tools.bench.run import machine
+    from chatdoc.tools.eval.summary_eval import DataError, evaluate, load_aci, load_mts
 
-        if bool(aci) == bool(mts):
-            fail("give exactly one of --aci FILE or --mts FILE")
-        try:
-            items, name = (load_aci(aci), "aci-bench") if aci else (load_mts(mts), "mts-dialog")
-        except DataError as e:
-            fail(str(e))
-        svc = _service_or_fail()
-        say = _progress(as_json)
-        try:
-            res = evaluate(items, name, limit=limit, summarize=svc.summarize_transcript,
-                           progress=lambda i, n: say(f"[{i}/{n}]"))
-        except _service_error(svc) as e:
-            fail(str(getattr(e, "message", e)))
-        res["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        res["machine"] = machine()
-        p = report.write_json(res, out, f"summary-{name}.json")
-        if results_md and res["items"] > res["errors"]:
-            report.update_results_md("summary", report.summary_row(res, report.machine_label(res["machine"])))
-        if as_json:
-            emit(res, True)
-            return
-        typer.echo(f"{name}: {res['items']} items (errors {res['errors']}), reference: {res['reference']}")
-        typer.echo(f"  chatdoc            {res['chatdoc']}")
-        typer.echo(f"  first 12 dr turns  {res['baseline_first12_doctor_turns']}")
-        if name == "aci-bench":
-            typer.echo(f"  paper anchors (test set 1, R-1): BART 52.4, GPT-4 41.2, first-12-turns 23.7")
-        typer.echo(f"written: {p}")
+    if bool(aci) == bool(mts):
+        fail("give exactly one of --aci FILE or --mts FILE")
+    try:
+        items, name = (load_aci(aci), "aci-bench") if aci else (load_mts(mts), "mts-dialog")
+    except DataError as e:
+        fail(str(e))
+    say = _progress(as_json)
+    with service_errors():
+        res = evaluate(items, name, limit=limit, summarize=service().summarize_transcript,
+                       progress=lambda i, n: say(f"[{i}/{n}]"))
+    res["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    res["machine"] = machine()
+    p = report.write_json(res, out, f"summary-{name}.json")
+    if results_md and res["items"] > res["errors"]:
+        report.update_results_md("summary", report.summary_row(res, report.machine_label(res["machine"])))
+    if as_json:
+        emit(res, True)
+        return
+    typer.echo(f"{name}: {res['items']} items (errors {res['errors']}), reference: {res['reference']}")
+    typer.echo(f"  chatdoc            {res['chatdoc']}")
+    typer.echo(f"  first 12 dr turns  {res['baseline_first12_doctor_turns']}")
+    if name == "aci-bench":
+        typer.echo(f"  paper anchors (test set 1, R-1): BART 52.4, GPT-4 41.2, first-12-turns 23.7")
+    typer.echo(f"written: {p}")
 
-    @bench_app.command("run")
-    def bench_run(
-        out: str = typer.Option("runs/bench", "--out", help="Directory for bench.json and bench.png."),
-        new_tokens: int = typer.Option(64, "--new-tokens", min=2, max=1024, help="Tokens for model-only / llama.cpp."),
-        turns: int = typer.Option(10, "--turns", min=1, max=10, help="Turns of the scripted consultation."),
-        concurrency: str = typer.Option("1,4,8", "--concurrency", help="Comma-separated concurrent users."),
-        concurrent_turns: int = typer.Option(4, "--concurrent-turns", min=1, max=10, help="Turns per concurrent consultation."),
-        cold: bool = typer.Option(True, "--cold/--no-cold", help="Also time a cold GGUF materialization."),
-        llama: bool = typer.Option(True, "--llama-cpp/--no-llama-cpp", help="Compare with llama.cpp when installed."),
-        results_md: bool = typer.Option(True, "--results-md/--no-results-md"),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """End-to-end speed: load, TTFT, decode tok/s vs llama.cpp, per-turn p50/p95, overhead, Redis, concurrency."""
-        from chatdoc.eval import report
-        from chatdoc.eval.bench import run_bench
-        from chatdoc.llm import ModelNotFoundError
 
-        try:
-            users = tuple(int(x) for x in concurrency.split(",") if x.strip())
-        except ValueError:
-            fail("--concurrency takes comma-separated integers, e.g. 1,4,8")
-        if any(u < 1 or u > 64 for u in users):
-            fail("--concurrency values must be between 1 and 64")
-        svc = _service_or_fail()
-        try:
+def bench_run(
+    out: str = typer.Option("runs/bench", "--out", help="Directory for bench.json and bench.png."),
+    new_tokens: int = typer.Option(64, "--new-tokens", min=2, max=1024, help="Tokens for model-only / llama.cpp."),
+    turns: int = typer.Option(10, "--turns", min=1, max=10, help="Turns of the scripted consultation."),
+    concurrency: str = typer.Option("1,4,8", "--concurrency", help="Comma-separated concurrent users."),
+    concurrent_turns: int = typer.Option(4, "--concurrent-turns", min=1, max=10, help="Turns per concurrent consultation."),
+    cold: bool = typer.Option(True, "--cold/--no-cold", help="Also time a cold GGUF materialization."),
+    llama: bool = typer.Option(True, "--llama-cpp/--no-llama-cpp", help="Compare with llama.cpp when installed."),
+    results_md: bool = typer.Option(True, "--results-md/--no-results-md"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """End-to-end speed: load, TTFT, decode tok/s vs llama.cpp, per-turn p50/p95, overhead, Redis, concurrency."""
+    from chatdoc.tools.eval import report
+    from chatdoc.tools.bench.run import run_bench
+    from chatdoc.llm import ModelNotFoundError
+
+    try:
+        users = tuple(int(x) for x in concurrency.split(",") if x.strip())
+    except ValueError:
+        fail("--concurrency takes comma-separated integers, e.g. 1,4,8")
+    if any(u < 1 or u > 64 for u in users):
+        fail("--concurrency values must be between 1 and 64")
+    try:
+        with service_errors():
             res = run_bench(new_tokens=new_tokens, turns=turns, concurrency=users, concurrent_turns=concurrent_turns,
                             cold=cold, llama=llama, progress=_progress(as_json))
-        except ModelNotFoundError as e:
-            fail(str(e))
-        except _service_error(svc) as e:
-            fail(str(getattr(e, "message", e)))
-        p = report.write_json(res, out, "bench.json")
-        png = report.bench_plot(res, out)
-        if results_md:
-            report.update_results_md("bench", report.bench_row(res))
-        if as_json:
-            emit(res, True)
-            return
-        c = res["consultation"]
-        lc = res["llama_cpp"]
-        typer.echo(f"load: {res['load']}")
-        typer.echo(f"model: TTFT {res['model']['ttft_s']}s, decode {res['model']['decode_tok_s']} tok/s; "
-                   f"llama.cpp: {lc.get('decode_tok_s', lc.get('status'))} tok/s; ratio {res['decode_ratio_vs_llama_cpp']}")
-        typer.echo(f"consultation: turn p50 {c['turn_p50_s']}s p95 {c['turn_p95_s']}s, graph overhead p50 "
-                   f"{c['graph_overhead_p50_s']}s, redis {c['redis_mean_s']}s/turn")
-        for x in res["concurrency"]:
-            typer.echo(f"  {x['users']} users: {x['turns_per_s']} turns/s, p95 {x['turn_p95_s']}s")
-        typer.echo(f"peak RSS {res['peak_rss_mb']} MB; written: {p}{'' if png is None else ', ' + str(png)}")
+    except ModelNotFoundError as e:
+        fail(str(e))
+    p = report.write_json(res, out, "bench.json")
+    png = report.bench_plot(res, out)
+    if results_md:
+        report.update_results_md("bench", report.bench_row(res))
+    if as_json:
+        emit(res, True)
+        return
+    c = res["consultation"]
+    lc = res["llama_cpp"]
+    typer.echo(f"load: {res['load']}")
+    typer.echo(f"model: TTFT {res['model']['ttft_s']}s, decode {res['model']['decode_tok_s']} tok/s; "
+               f"llama.cpp: {lc.get('decode_tok_s', lc.get('status'))} tok/s; ratio {res['decode_ratio_vs_llama_cpp']}")
+    typer.echo(f"consultation: turn p50 {c['turn_p50_s']}s p95 {c['turn_p95_s']}s, graph overhead p50 "
+               f"{c['graph_overhead_p50_s']}s, redis {c['redis_mean_s']}s/turn")
+    for x in res["concurrency"]:
+        typer.echo(f"  {x['users']} users: {x['turns_per_s']} turns/s, p95 {x['turn_p95_s']}s")
+    typer.echo(f"peak RSS {res['peak_rss_mb']} MB; written: {p}{'' if png is None else ', ' + str(png)}")

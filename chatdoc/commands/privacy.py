@@ -7,62 +7,56 @@ from pathlib import Path
 
 import typer
 
-from chatdoc.commands._util import emit, fail
+from chatdoc.commands._util import emit, fail, service, service_errors
 
 
-def _redactor():
+def redact(
+    text: str = typer.Option(None, "--text", help="Text to redact (default: read standard input)."),
+    as_json: bool = typer.Option(False, "--json", help="Entities (type, span, score, placeholder) and text."),
+) -> None:
+    """Redact identifiers from text on standard input; print the redacted text."""
+    src = text if text is not None else sys.stdin.read()
+    with service_errors():
+        red = service().redact(src)
+    if as_json:
+        emit({"text": red.text, "entities": [e.model_dump() for e in red.entities]}, True)
+    else:
+        typer.echo(red.text, nl=not red.text.endswith("\n"))
+
+
+def eval_pii(
+    jsonl: Path = typer.Option(..., "--jsonl", help="Dev set: JSON lines with text, spans, keep."),
+    as_json: bool = typer.Option(False, "--json"),
+    examples: int = typer.Option(0, "--examples", min=0, help="Also list up to N misses / clobbered keeps."),
+) -> None:
+    """Per-type precision/recall/F2, identifier recall, clinical retention and latency of redaction."""
+    from chatdoc.tools.eval.pii import EvalDataError, load_jsonl, score
+
+    try:
+        rows = load_jsonl(jsonl)
+    except EvalDataError as e:
+        fail(str(e))
     from chatdoc.privacy.allowlist import AllowListError
     from chatdoc.privacy.engine import PrivacyEngineError
     from chatdoc.privacy.redactor import get_redactor
 
-    try:
-        return get_redactor()
+    try:  # the evaluation measures the privacy library itself (placeholder state per sentence)
+        redactor = get_redactor()
     except (AllowListError, PrivacyEngineError) as e:
         fail(str(e))
-
-
-def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    eval_app = groups["eval"]
-
-    @app.command("redact")
-    def redact(
-        text: str = typer.Option(None, "--text", help="Text to redact (default: read standard input)."),
-        as_json: bool = typer.Option(False, "--json", help="Entities (type, span, score, placeholder) and text."),
-    ) -> None:
-        """Redact identifiers from text on standard input; print the redacted text."""
-        src = text if text is not None else sys.stdin.read()
-        red = _redactor().redact(src)
-        if as_json:
-            emit({"text": red.text, "entities": [e.model_dump() for e in red.entities]}, True)
-        else:
-            typer.echo(red.text, nl=not red.text.endswith("\n"))
-
-    @eval_app.command("pii")
-    def eval_pii(
-        jsonl: Path = typer.Option(..., "--jsonl", help="Dev set: JSON lines with text, spans, keep."),
-        as_json: bool = typer.Option(False, "--json"),
-        examples: int = typer.Option(0, "--examples", min=0, help="Also list up to N misses / clobbered keeps."),
-    ) -> None:
-        """Per-type precision/recall/F2, identifier recall, clinical retention and latency of redaction."""
-        from chatdoc.privacy.evaluate import EvalDataError, load_jsonl, score
-
-        try:
-            rows = load_jsonl(jsonl)
-        except EvalDataError as e:
-            fail(str(e))
-        res = score(_redactor(), rows, keep_examples=examples)
-        if as_json:
-            emit(res, True)
-            return
-        lat = res["latency_ms"]
-        typer.echo(f"examples: {res['examples']}  identifiers: {res['identifiers']}  keep spans: {res['keep_spans']}")
-        typer.echo(f"identifier recall: {res['identifier_recall']:.4f}  clinical retention: {res['clinical_retention']:.4f}")
-        typer.echo(f"latency ms/message: p50 {lat['p50']}  p95 {lat['p95']}  mean {lat['mean']}")
-        typer.echo(f"{'type':<14}{'gold':>6}{'pred':>6}{'prec':>8}{'recall':>8}{'F2':>8}")
-        for t, m in res["per_type"].items():
-            typer.echo(f"{t:<14}{m['gold']:>6}{m['predicted']:>6}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f2']:>8.3f}")
-        typer.echo(f"match rule: {res['match_rule']}")
-        for x in res.get("missed", []):
-            typer.echo(f"MISSED {x['type']}: {x['redacted']}")
-        for x in res.get("clobbered_keep", []):
-            typer.echo(f"CLOBBERED {x['keep']!r}: {x['redacted']}")
+    res = score(redactor, rows, keep_examples=examples)
+    if as_json:
+        emit(res, True)
+        return
+    lat = res["latency_ms"]
+    typer.echo(f"examples: {res['examples']}  identifiers: {res['identifiers']}  keep spans: {res['keep_spans']}")
+    typer.echo(f"identifier recall: {res['identifier_recall']:.4f}  clinical retention: {res['clinical_retention']:.4f}")
+    typer.echo(f"latency ms/message: p50 {lat['p50']}  p95 {lat['p95']}  mean {lat['mean']}")
+    typer.echo(f"{'type':<14}{'gold':>6}{'pred':>6}{'prec':>8}{'recall':>8}{'F2':>8}")
+    for t, m in res["per_type"].items():
+        typer.echo(f"{t:<14}{m['gold']:>6}{m['predicted']:>6}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f2']:>8.3f}")
+    typer.echo(f"match rule: {res['match_rule']}")
+    for x in res.get("missed", []):
+        typer.echo(f"MISSED {x['type']}: {x['redacted']}")
+    for x in res.get("clobbered_keep", []):
+        typer.echo(f"CLOBBERED {x['keep']!r}: {x['redacted']}")

@@ -334,7 +334,7 @@ def find_concepts(text: str) -> list[Hit]:
     if not norm.strip():
         return []
     hits = []
-    for cid, s, e, negex in match_concepts(norm, lex.concepts, "dialogue"):
+    for cid, s, e, negex in match_concepts(norm, lex.concepts):
         os_ = pos[min(s, len(pos) - 1)]
         oe = pos[max(e - 1, 0)] + 1
         neg_rx = lex.self_negating.get(cid)
@@ -530,8 +530,6 @@ class Extractor:
                 _add(self.h.setdefault(dest, []), val)  # type: ignore[literal-required]
             elif slot.startswith("social."):
                 _add(self.h.setdefault("social_notes", []), val)
-            elif is_first and not self.h.get("narrative"):
-                _add(self.h.setdefault("other", []), val)
             else:
                 _add(self.h.setdefault("other", []), val)
             now |= _words(val)

@@ -1,327 +1,256 @@
-"""The consultation graph: LangGraph wiring only (the work lives in the sibling modules).
+"""The consultation graph: LangGraph wiring (the clinical work lives in the sibling modules).
 
-    START -> greet -> intake ──(end)──────────────────────────────> close -> guard -> respond -> summarize -> END
-                        │ (patient text)
-                        v
-                      redact -> safety -> extract -> decide -> ask | advise | escalate | refuse | close
-                                                                  └──────> guard -> respond -> intake (next turn)
+    START -> greet -> intake ──(policy's action)──> ask | advise | escalate | refuse ──> intake (next turn)
+                        ^  │                      └──> close (summary) ──> END
+                        │  └ interrupt(): waits for the patient
+                        └───────────────────────────────────────────────┘
+
+A patient turn is two nodes. ``intake`` takes the resume value, triages the whole record once, updates
+the history and asks the policy once what to do (with the slot to ask next); the reply node it routes to
+words the reply, streams it and appends it. See README.md in this package for the turn step by step.
 
 * Patient turns enter through ``interrupt()`` in ``intake`` and are resumed with
-  ``Command(resume={"text": ..., "privacy": ...})`` on the Redis checkpointer (thread_id = session id).
-  State is never rebuilt by hand: the checkpoint IS the consultation.
-* PRIVACY: LangGraph writes resume values into the checkpointer (pending writes), so the caller
-  (``chatdoc.service``) redacts the patient text with the session's ``PlaceholderState`` BEFORE it is
-  passed as the resume value. The ``redact`` node re-checks it (placeholders are idempotent: a
-  ``<PERSON_1>`` is not an identifier), so raw identifiers never reach Redis, the logs or the model prompt.
-* Durability: the service invokes with ``durability="exit"``: one checkpoint per turn, written when
-  the graph stops at the next ``interrupt()``. A turn killed half-way leaves the previous checkpoint
-  (still waiting for that patient turn) and can simply be sent again.
-* Streaming: ``respond`` emits ``{"banner": ...}`` and ``{"token": ...}`` through LangGraph's custom
-  stream writer (``stream_mode="custom"``).
+  ``Command(resume={"text": ..., "privacy": ...})`` (or ``{"action": "end"}``) on the checkpointer the caller
+  gives :func:`build_graph` (thread_id = session id). The checkpoint IS the consultation.
+* PRIVACY: LangGraph keeps resume values, so the caller (``chatdoc.service``) redacts the patient text with
+  the session's ``PlaceholderState`` BEFORE it is passed, and passes the new placeholder state as ``privacy``.
+  The graph stores that text and state as given; it never sees raw identifiers.
+* Per-run options (model wording, the backend) come from ``context=RunContext(...)``, never from settings.
+* Durability: callers invoke with ``durability="exit"``: one checkpoint per turn, written when the graph
+  stops at the next ``interrupt()``; per-turn scratch (``turn``) is cleared by then. A turn killed half-way
+  leaves the previous checkpoint (still waiting for that patient turn) and can simply be sent again.
+* Streaming: the reply node emits ``{"banner": ...}`` then ``{"token": <the whole reply>}`` through LangGraph's
+  custom stream (``stream_mode="custom"``); the reply is a template or an already-guarded model wording, so
+  it is finished before it is sent.
 """
 
 from __future__ import annotations
 
-import time
+import operator
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from chatdoc.dialogue import advice as advice_mod
-from chatdoc.dialogue import respond as respond_mod
-from chatdoc.dialogue.extract import extract_turn, is_filled, wants_finish
+from chatdoc.config import get_settings
+from chatdoc.dialogue.advice import advice_text
+from chatdoc.dialogue.context import RunContext
+from chatdoc.dialogue.extract import NEG_ANSWER, extract_turn, is_filled, wants_finish
 from chatdoc.dialogue.personas import get_persona
 from chatdoc.dialogue.policy import next_question
 from chatdoc.dialogue.questions import choose_set, plan
-from chatdoc.dialogue.state import ConsultationState, Reply, patient_turns
+from chatdoc.dialogue.respond import word_question
+from chatdoc.dialogue.state import ConsultationState, QuestionLog, Reply, Triage, TurnPlan, log_upsert, patient_turns
 from chatdoc.dialogue.summary import build_summary
-from chatdoc.log import logger
+from chatdoc.texts import text as wording
+from chatdoc.safety import (
+    assess,
+    classify_request,
+    crisis_message,
+    emergency_banner,
+    is_acknowledgement,
+    red_flags,
+    refusal_message,
+)
 
-ASK_COMPLAINT = "Could you tell me in your own words what the main problem is, and when it started?"
-ASK_COMPLAINT_CHILD = "Could you tell me in your own words what the main problem with your child is, and when it started?"
-
-
-def _settings():
-    from chatdoc.config import get_settings
-
-    return get_settings()
-
-
-def _writer():
-    try:
-        from langgraph.config import get_stream_writer
-
-        return get_stream_writer()
-    except Exception:  # outside a streaming run
-        return lambda _x: None
+ACTIONS = ("ask", "advise", "escalate", "refuse", "close")
+Update = dict[str, Any]
 
 
-# ---------------------------------------------------------------------------------------------- nodes
-def greet(state: ConsultationState) -> dict[str, Any]:
-    p = get_persona(state.get("persona"))
-    return {"draft": Reply(text=p.greeting.strip(), kind="greeting", source="template", slot=None, guard_reasons=[]),
-            "phase": "history"}
+def _ctx(runtime: Runtime[RunContext]) -> RunContext:
+    return runtime.context if runtime.context is not None else RunContext()
 
 
-def intake(state: ConsultationState) -> dict[str, Any]:
+def _template(text: str, kind: str) -> Reply:
+    return Reply(text=text, kind=kind, source="template", slot=None, guard_reasons=[])
+
+
+# ---------------------------------------------------------------------------------------------- the patient's turn
+def intake(state: ConsultationState) -> Update:
+    """Wait for the patient; then record the turn, triage it, extract it and decide the action (all once)."""
     value = interrupt({"await": "patient", "session_id": state.get("session_id")})
     if not isinstance(value, dict):
         value = {"text": str(value)}
-    return {"pending": value}
+    if value.get("action") == "end":
+        return {"turn": TurnPlan(action="close")}
+    text = str(value.get("text", ""))  # redacted by the caller (see the module docstring)
+    update = {"messages": [{"role": "patient", "text": text}], "privacy": value.get("privacy") or state.get("privacy")}
+    update |= _triage(state, text)
+    update |= _extract(state, text)
+    request_kind = classify_request(text).kind
+    action, slot = _decide(_applied(state, update), text, request_kind, wants_finish(text))
+    update["turn"] = TurnPlan(action=action, slot=slot, request_kind=request_kind)
+    return update
 
 
-def route_intake(state: ConsultationState) -> str:
-    return "close" if state.get("pending", {}).get("action") == "end" else "redact"
-
-
-def redact(state: ConsultationState) -> dict[str, Any]:
-    from chatdoc.privacy import PlaceholderState, get_redactor
-
-    pending = state.get("pending") or {}
-    priv = pending.get("privacy") or state.get("privacy")
-    pstate = PlaceholderState.model_validate(priv) if priv else PlaceholderState.new()
-    red = get_redactor().redact(str(pending.get("text", "")), pstate)  # re-check (idempotent on placeholders)
-    msgs = list(state.get("messages", [])) + [{"role": "patient", "text": red.text}]
-    return {"messages": msgs, "privacy": red.state.model_dump(), "pending": {"text": red.text}}
-
-
-def safety(state: ConsultationState) -> dict[str, Any]:
-    from chatdoc.safety import assess, classify_request, is_acknowledgement
-
-    text = state["pending"]["text"]
+def _triage(state: ConsultationState, text: str) -> Update:
+    """The whole record against the red-flag rules (once per turn), and the crisis hand-shake."""
     prof = state.get("profile") or {}
-    res = assess(patient_turns(state), {k: v for k, v in prof.items() if v is not None})
-    req = classify_request(text)
-    turn_crisis = assess([text]).crisis
-    pending = bool(state.get("crisis_pending"))
-    acknowledged = bool(state.get("crisis_acknowledged"))
-    if turn_crisis:
+    res = assess([*patient_turns(state), text], {k: v for k, v in prof.items() if v is not None})
+    pending, acknowledged = bool(state.get("crisis_pending")), bool(state.get("crisis_acknowledged"))
+    if res.latest_crisis:  # a new crisis statement: the crisis message again, until acknowledged
         pending, acknowledged = True, False
-    elif pending and is_acknowledgement(text):
+    elif pending and is_acknowledgement(text, crisis=False):
         pending, acknowledged = False, True
     elif res.crisis and not acknowledged:
         pending = True
-    flags = [{"id": f.id, "title": f.title, "level": f.level, "evidence": f.evidence} for f in res.fired]
-    flagged = bool(state.get("flagged")) or res.level == "emergency" or res.crisis
-    phase = state.get("phase", "history")
-    if res.level == "emergency" or res.crisis:
-        phase = "escalated"
+    escalated = res.level == "emergency" or res.crisis
     return {
-        "triage": {"level": res.level, "red_flags": flags, "crisis": res.crisis, "crisis_kind": res.crisis_kind},
-        "request_kind": req.kind, "crisis_pending": pending, "crisis_acknowledged": acknowledged,
-        "flagged": flagged, "phase": phase, "wants_finish": wants_finish(text),
+        "triage": Triage(level=res.level, red_flags=red_flags(res), crisis=res.crisis, crisis_kind=res.crisis_kind),
+        "crisis_pending": pending, "crisis_acknowledged": acknowledged,
+        "flagged": bool(state.get("flagged")) or escalated,
+        "phase": "escalated" if escalated else state.get("phase", "history"),
     }
 
 
-def extract(state: ConsultationState) -> dict[str, Any]:
-    text = state["pending"]["text"]
-    log = [dict(q) for q in state.get("question_log", [])]
+def _extract(state: ConsultationState, text: str) -> Update:
+    """The turn into the structured history (as the answer to the last question, when there was one)."""
+    history = state["history"]
+    last = (state.get("question_log") or [None])[-1]
     last_slot = state.get("last_slot")
-    question = log[-1]["text"] if log and log[-1]["slot"] == last_slot else None
-    item = next((it for it in plan(state["history"].get("complaint_set", "general")) if it.slot == last_slot), None)
-    hist, prof, _filled = extract_turn(state["history"], state.get("profile") or {}, text, last_slot=last_slot,
-                                       question=question, is_first=state["history"].get("chief_complaint") is None,
+    question = last["text"] if last and last["slot"] == last_slot else None
+    item = next((it for it in plan(history.get("complaint_set", "general")) if it.slot == last_slot), None)
+    hist, prof, _filled = extract_turn(history, state.get("profile") or {}, text, last_slot=last_slot,
+                                       question=question, is_first=history.get("chief_complaint") is None,
                                        covers=tuple(item.covers) if item and question else ())
     if hist.get("complaint_set", "general") == "general" and hist.get("chief_complaint"):
         persona = get_persona(state.get("persona"))
         # the complaint itself (not negated mentions such as "no fever") picks the question set
         hist["complaint_set"] = choose_set(" ".join([hist["chief_complaint"], *hist["hpi"].get("associated", [])]),
                                            persona.uses)
-    if log and last_slot and log[-1]["slot"] == last_slot:
-        log[-1]["answered"] = is_filled(last_slot, hist, prof)
-    return {"history": hist, "profile": prof, "question_log": log}
+    update: Update = {"history": hist, "profile": prof}
+    if last and last_slot and last["slot"] == last_slot:
+        update["question_log"] = [QuestionLog(**{**last, "answered": is_filled(last_slot, hist, prof)})]
+    return update
 
 
-def decide(state: ConsultationState) -> dict[str, Any]:
-    s = _settings()
-    level = state["triage"]["level"]
+def _decide(state: ConsultationState, text: str, request_kind: str, finish: bool) -> tuple[str, str | None]:
+    """The policy, once: (action, slot to ask; None = the chief complaint)."""
     if state.get("crisis_pending"):
-        action = "escalate"
-    elif state.get("request_kind", "ok") != "ok":
-        action = "refuse"
-    elif level == "emergency" and not state.get("escalation_shown"):
-        action = "escalate"
-    elif state.get("phase") == "advice":
-        action = "close" if state.get("wants_finish") or _is_no(state["pending"]["text"]) else "advise"
-    elif state.get("wants_finish") and state.get("advice_given"):
-        action = "close"
-    elif state["history"].get("chief_complaint") is None:
-        action = "ask"
-    else:
-        persona = get_persona(state.get("persona"))
-        d = next_question(state, s.dialogue.max_questions, s.dialogue.coverage_target, persona.max_questions)
-        action = "ask" if d.item is not None else "advise"
-    return {"action": action}
+        return "escalate", None
+    if request_kind != "ok":
+        return "refuse", None
+    if state["triage"]["level"] == "emergency" and not state.get("escalation_shown"):
+        return "escalate", None
+    if state.get("phase") == "advice":
+        return ("close" if finish or _is_no(text) else "advise"), None
+    if finish and state.get("advice_given"):
+        return "close", None
+    if state["history"].get("chief_complaint") is None:
+        return "ask", None
+    s = get_settings().dialogue
+    d = next_question(state, s.max_questions, s.coverage_target, get_persona(state.get("persona")).max_questions,
+                      wants_finish=finish)
+    return ("ask", d.item.slot) if d.item is not None else ("advise", None)
 
 
 def _is_no(text: str) -> bool:
-    from chatdoc.dialogue.extract import NEG_ANSWER
-
     return bool(NEG_ANSWER.search(text.strip().lower())) and len(text.split()) <= 6
 
 
-def route_decide(state: ConsultationState) -> str:
-    return state["action"]
+def _applied(state: ConsultationState, update: Update) -> ConsultationState:
+    """``state`` as it will be once LangGraph applies ``update`` (with the list channels' reducers)."""
+    now: dict[str, Any] = {**state, **update}
+    for key, reducer in (("messages", operator.add), ("question_log", log_upsert)):
+        if key in update:
+            now[key] = reducer(state.get(key) or [], update[key])
+    return now  # type: ignore[return-value]
 
 
-def ask(state: ConsultationState) -> dict[str, Any]:
-    s = _settings()
+def route(state: ConsultationState) -> str:
+    return (state.get("turn") or {}).get("action", "close")
+
+
+# ---------------------------------------------------------------------------------------------- replies
+def greet(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
+    greeting = get_persona(state.get("persona")).greeting.strip()
+    return _deliver(state, runtime, _template(greeting, "greeting"), {"phase": "history"})
+
+
+def ask(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
     persona = get_persona(state.get("persona"))
-    if state["history"].get("chief_complaint") is None:
-        text = ASK_COMPLAINT_CHILD if persona.audience == "parent" else ASK_COMPLAINT
-        return {"draft": Reply(text=text, kind="question", source="template", slot=None, guard_reasons=[]),
-                "last_slot": None}
-    d = next_question(state, s.dialogue.max_questions, s.dialogue.coverage_target, persona.max_questions)
-    item = d.item
-    recent = [m["text"] for m in state.get("messages", []) if m["role"] == "doctor"][-3:]
-    w = respond_mod.word_question(item, persona, state.get("messages", []), adapter=state.get("adapter"),
-                                  use_model=s.dialogue.use_model_wording,
-                                  red_flag=state["triage"]["level"] in ("emergency", "urgent"), recent_outputs=recent)
-    turn = len(patient_turns(state))
-    log = list(state.get("question_log", [])) + [
-        {"slot": item.slot, "turn": turn, "text": w.text, "source": w.source, "answered": False}]
-    return {"draft": Reply(text=w.text, kind="question", source=w.source, slot=item.slot, guard_reasons=w.reasons),
-            "question_log": log, "last_slot": item.slot}
+    slot = (state.get("turn") or {}).get("slot")
+    item = next((it for it in plan(state["history"]["complaint_set"]) if it.slot == slot), None)
+    if item is None:  # the chief complaint first
+        key = "dialogue.ask_complaint.parent" if persona.audience == "parent" else "dialogue.ask_complaint.self"
+        return _deliver(state, runtime, _template(wording(key), "question"), {"last_slot": None})
+    ctx = _ctx(runtime)
+    messages = state.get("messages", [])
+    recent = [m["text"] for m in messages if m["role"] == "doctor"][-3:]
+    w = word_question(item, persona, messages, adapter=state.get("adapter"), use_model=ctx.wording_by_model,
+                      backend=ctx.backend, red_flag=state["triage"]["level"] in ("emergency", "urgent"),
+                      recent_outputs=recent)
+    log = QuestionLog(slot=item.slot, turn=len(patient_turns(state)), text=w.text, source=w.source, answered=False)
+    draft = Reply(text=w.text, kind="question", source=w.source, slot=item.slot, guard_reasons=w.reasons)
+    return _deliver(state, runtime, draft, {"question_log": [log], "last_slot": item.slot})
 
 
-def advise(state: ConsultationState) -> dict[str, Any]:
+def advise(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
     if state.get("advice_given") and state.get("phase") == "advice":
-        text = ("Thank you, I've added that to your notes for the team. Is there anything else you'd like them to know? "
-                "If not, just say \"that's all\".")
-        return {"draft": Reply(text=text, kind="ack", source="template", slot=None, guard_reasons=[]), "last_slot": None}
-    text = advice_mod.advice_text(state) + " Is there anything else you'd like to add? If not, just say \"that's all\"."
+        return _deliver(state, runtime, _template(wording("dialogue.added_to_notes"), "ack"), {"last_slot": None})
+    text = f"{advice_text(state, _ctx(runtime).locale)} {wording('dialogue.anything_else')}"
     phase = "escalated" if state.get("phase") == "escalated" else "advice"
-    return {"draft": Reply(text=text, kind="advice", source="template", slot=None, guard_reasons=[]),
-            "advice_given": True, "phase": phase, "last_slot": None}
+    return _deliver(state, runtime, _template(text, "advice"), {"advice_given": True, "phase": phase, "last_slot": None})
 
 
-def escalate(state: ConsultationState) -> dict[str, Any]:
-    from chatdoc.safety import crisis_message
-
+def escalate(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
     tri = state["triage"]
     if state.get("crisis_pending"):
-        text = crisis_message(None, tri.get("crisis_kind"))
-        kind = "crisis"
+        draft = _template(crisis_message(_ctx(runtime).locale, tri.get("crisis_kind")), "crisis")
     else:
-        text = ("I've flagged this as urgent for the clinical team. If you are able to, you can keep telling me what's "
-                "happening while you get help.")
-        kind = "emergency"
-    return {"draft": Reply(text=text, kind=kind, source="template", slot=None, guard_reasons=[]),
-            "escalation_shown": tri["level"] == "emergency" or bool(state.get("escalation_shown")),
-            "phase": "escalated", "last_slot": None}
+        draft = _template(wording("dialogue.emergency_flagged"), "emergency")
+    return _deliver(state, runtime, draft, {
+        "escalation_shown": tri["level"] == "emergency" or bool(state.get("escalation_shown")),
+        "phase": "escalated", "last_slot": None})
 
 
-def refuse(state: ConsultationState) -> dict[str, Any]:
-    from chatdoc.safety import refusal_message
-
-    return {"draft": Reply(text=refusal_message(state["request_kind"]), kind="refusal", source="template", slot=None,
-                           guard_reasons=[]), "last_slot": None}
+def refuse(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
+    kind = (state.get("turn") or {}).get("request_kind", "non_medical")
+    return _deliver(state, runtime, _template(refusal_message(kind), "refusal"), {"last_slot": None})
 
 
-def close(state: ConsultationState) -> dict[str, Any]:
-    text = "Thank you for your time. I've put together a summary for the clinical team."
+def close(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
+    """The closing reply (the advice, if it was not given yet) and the summary built from the record."""
+    text = wording("dialogue.close")
     if not state.get("advice_given") and state.get("messages"):
-        text = advice_mod.advice_text(state)
-    return {"draft": Reply(text=text + " Take care.", kind="close", source="template", slot=None, guard_reasons=[]),
-            "phase": "closed", "advice_given": True, "last_slot": None}
+        text = advice_text(state, _ctx(runtime).locale)
+    update: Update = {"phase": "closed", "advice_given": True, "last_slot": None}
+    out = _deliver(state, runtime, _template(f"{text} {wording('dialogue.take_care')}", "close"), update)
+    out["summary"] = build_summary(_applied(state, update))
+    return out
 
 
-def guard(state: ConsultationState) -> dict[str, Any]:
-    """Last check on whatever will be shown (model wording already went through ``guarded``)."""
-    from chatdoc.safety import guard_output, safe_template
+def _deliver(state: ConsultationState, runtime: Runtime[RunContext], draft: Reply, update: Update) -> Update:
+    """Stream the reply (emergency/crisis banner first), append it to the transcript, clear the turn's scratch.
 
-    draft = dict(state["draft"])
-    if draft.get("source") == "model":
-        v = guard_output(draft["text"], red_flag_present=state.get("triage", {}).get("level") in ("emergency", "urgent"))
-        if not v.ok:
-            logger.info("final guard replaced a model reply: {}", ",".join(v.reasons))
-            draft.update(text=safe_template("generic"), source="template", guard_reasons=list(v.reasons))
-    return {"draft": draft}
-
-
-def respond(state: ConsultationState) -> dict[str, Any]:
-    from chatdoc.safety import assess, emergency_instruction
-
-    draft = dict(state["draft"])
-    tri = state.get("triage") or {}
+    ``draft`` is a template or a model wording that already passed the output guard (``respond.word_question``)."""
+    now = _applied(state, update)
+    tri = now.get("triage") or {}
     banner = None
-    if tri.get("level") == "emergency" or state.get("crisis_pending"):
-        res = assess(patient_turns(state)) if patient_turns(state) else None
-        banner = emergency_instruction(res)
-    write = _writer()
-    if banner:
-        write({"banner": banner})
-    for piece in respond_mod.chunks(draft["text"]):
-        write({"token": piece})
+    if tri.get("level") == "emergency" or now.get("crisis_pending"):
+        flags = tri.get("red_flags") or []
+        banner = emergency_banner(crisis=bool(tri.get("crisis")), title=flags[0]["title"] if flags else None,
+                                  locale=_ctx(runtime).locale)
+        runtime.stream_writer({"banner": banner})
+    runtime.stream_writer({"token": draft["text"]})
     shown = f"{banner}\n\n{draft['text']}" if banner else draft["text"]
-    msgs = list(state.get("messages", [])) + [{"role": "doctor", "text": shown}]
-    reply = Reply(text=draft["text"], banner=banner, kind=draft.get("kind", ""), source=draft.get("source", "template"),
-                  slot=draft.get("slot"), guard_reasons=draft.get("guard_reasons", []))
-    return {"messages": msgs, "reply": reply, "pending": {}}
-
-
-def route_respond(state: ConsultationState) -> str:
-    return "summarize" if state.get("phase") == "closed" else "intake"
-
-
-def summarize(state: ConsultationState) -> dict[str, Any]:
-    return {"summary": build_summary(state)}
+    return {**update, "messages": [{"role": "doctor", "text": shown}], "reply": Reply(**draft, banner=banner),
+            "turn": None}
 
 
 # ---------------------------------------------------------------------------------------------- wiring
-def _timed(name: str, fn):
-    def run(state):
-        t0 = time.perf_counter()
-        out = fn(state)
-        logger.debug("node {} {:.1f} ms", name, (time.perf_counter() - t0) * 1000)
-        return out
-
-    run.__name__ = name
-    return run
-
-
-def build_graph() -> StateGraph:
-    g = StateGraph(ConsultationState)
-    for name, fn in [("greet", greet), ("intake", intake), ("redact", redact), ("safety", safety),
-                     ("extract", extract), ("decide", decide), ("ask", ask), ("advise", advise),
-                     ("escalate", escalate), ("refuse", refuse), ("close", close), ("guard", guard),
-                     ("respond", respond), ("summarize", summarize)]:
-        g.add_node(name, fn if name == "intake" else _timed(name, fn))
+def build_graph(checkpointer: Any):
+    """The compiled consultation graph on ``checkpointer``; run it with ``context=RunContext(...)``."""
+    g = StateGraph(ConsultationState, context_schema=RunContext)
+    g.add_node("greet", greet)
+    g.add_node("intake", intake)
+    for name, node in zip(ACTIONS, (ask, advise, escalate, refuse, close), strict=True):
+        g.add_node(name, node)
     g.add_edge(START, "greet")
-    g.add_edge("greet", "guard")
-    g.add_conditional_edges("intake", route_intake, {"close": "close", "redact": "redact"})
-    g.add_edge("redact", "safety")
-    g.add_edge("safety", "extract")
-    g.add_edge("extract", "decide")
-    g.add_conditional_edges("decide", route_decide, {k: k for k in ("ask", "advise", "escalate", "refuse", "close")})
-    for n in ("ask", "advise", "escalate", "refuse", "close"):
-        g.add_edge(n, "guard")
-    g.add_edge("guard", "respond")
-    g.add_conditional_edges("respond", route_respond, {"summarize": "summarize", "intake": "intake"})
-    g.add_edge("summarize", END)
-    return g
-
-
-_compiled: dict[int, Any] = {}
-
-
-def get_graph(checkpointer=None):
-    """The compiled graph on ``checkpointer`` (default: chatdoc.memory's Redis checkpointer)."""
-    if checkpointer is None:
-        from chatdoc.memory import get_checkpointer
-
-        checkpointer = get_checkpointer()
-    key = id(checkpointer)
-    g = _compiled.get(key)
-    if g is None:
-        g = build_graph().compile(checkpointer=checkpointer)
-        _compiled.clear()
-        _compiled[key] = g
-    return g
-
-
-def unanswered_plan(state: ConsultationState) -> list[str]:
-    return [it.slot for it in plan(state["history"]["complaint_set"])
-            if not is_filled(it.slot, state["history"], state.get("profile") or {})]
-
+    g.add_edge("greet", "intake")
+    g.add_conditional_edges("intake", route, {a: a for a in ACTIONS})
+    for name in ("ask", "advise", "escalate", "refuse"):
+        g.add_edge(name, "intake")
+    g.add_edge("close", END)
+    return g.compile(checkpointer=checkpointer)

@@ -20,8 +20,6 @@ class Persona(BaseModel):
     name: str
     display_name: str
     description: str = ""
-    tone: str = ""
-    language: str = "en-GB"
     audience: str = "self"  # self | parent
     question_sets: list[str] | str = "all"
     max_questions: int | None = None

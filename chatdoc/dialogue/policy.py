@@ -18,9 +18,8 @@ from chatdoc.dialogue.state import ConsultationState
 
 @dataclass
 class Decision:
-    item: Item | None
+    item: Item | None  # None = history taking is over
     coverage: float
-    stop_reason: str | None  # coverage | budget | patient | exhausted | None
 
 
 def coverage(state: ConsultationState) -> float:
@@ -36,15 +35,13 @@ def budget(state: ConsultationState, max_questions: int, persona_max: int | None
 
 
 def next_question(state: ConsultationState, max_questions: int, coverage_target: float,
-                  persona_max: int | None = None) -> Decision:
+                  persona_max: int | None = None, wants_finish: bool = False) -> Decision:
     cov = coverage(state)
-    if state.get("wants_finish"):
-        return Decision(None, cov, "patient")
+    if wants_finish:  # the patient wants to finish
+        return Decision(None, cov)
     asked = [q["slot"] for q in state.get("question_log", [])]
-    if len(asked) >= budget(state, max_questions, persona_max):
-        return Decision(None, cov, "budget")
-    if cov >= coverage_target:
-        return Decision(None, cov, "coverage")
+    if len(asked) >= budget(state, max_questions, persona_max) or cov >= coverage_target:
+        return Decision(None, cov)
     items = plan(state["history"]["complaint_set"])
     by_slot = {it.slot: it for it in items}
     asked_all = set(asked) | {c for s in asked if s in by_slot for c in by_slot[s].covers}
@@ -55,13 +52,13 @@ def next_question(state: ConsultationState, max_questions: int, coverage_target:
     if not is_pain(state):
         todo = [it for it in todo if not it.pain_only]
     if not todo:
-        return Decision(None, cov, "exhausted")
+        return Decision(None, cov)
     todo.sort(key=lambda it: (not it.triage, -it.priority))
     remaining = budget(state, max_questions, persona_max) - len(asked)
     core = [it for it in todo if it.core]
     if core and remaining <= len(core):
         todo = core  # keep enough questions to reach onset, associated symptoms, background, social and ROS
-    return Decision(todo[0], cov, None)
+    return Decision(todo[0], cov)
 
 
 _PAIN = re.compile(r"\b(?:pain\w*|ache\w*|aching|hurts?|hurting|sore|cramp\w*|tender\w*|headaches?|migraines?|"

@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from chatdoc.dialogue.personas import Persona
 from chatdoc.dialogue.questions import Item
@@ -64,22 +65,24 @@ def _clean(raw: str) -> str:
 
 
 def word_question(item: Item, persona: Persona, turns: list[dict], *, adapter: str | None, use_model: bool,
-                  red_flag: bool, recent_outputs: list[str]) -> Worded:
+                  backend: Any = None, red_flag: bool, recent_outputs: list[str]) -> Worded:
+    """The question for ``item``: the model's wording (``backend``, when ``use_model``) if it passes the acceptance
+    check and the output guard, else the template. ``Worded.reasons`` records why model attempts were rejected."""
     template = persona.phrase(item.question, item.child)
-    if not use_model:
+    if not use_model or backend is None:
         return Worded(template, "template", [])
     from chatdoc.config import get_settings
-    from chatdoc.llm import GenerationRequest, Turn, get_backend
+    from chatdoc.llm import GenerationRequest, Turn
     from chatdoc.safety import guarded
 
     s = get_settings()
-    backend = get_backend()
     who = "the parent about their child's" if persona.audience == "parent" else "the patient about their"
     system = (f"{persona.system.strip()}\nYour next reply is one short question asking {who} {item.topic or item.slot}.")
     recent = [Turn(role=m["role"], text=m["text"]) for m in turns[-s.dialogue.wording_context_turns:]] if s.dialogue.wording_context_turns else []
     max_new = s.dialogue.wording_max_new_tokens
     prompt = backend.build_prompt(system, recent, max_new)
     attempt = {"n": 0}
+    rejected: list[str] = []  # attempts that failed the acceptance check (the guard then reports "empty")
 
     def generate() -> str:
         attempt["n"] += 1
@@ -94,20 +97,13 @@ def word_question(item: Item, persona: Persona, turns: list[dict], *, adapter: s
         text = _clean(res.text)
         if not accept(text, item):
             logger.debug("model wording rejected (slot {}, {} chars)", item.slot, len(text))
+            rejected.append("not_accepted")
             return ""  # the guard treats it as empty -> regenerate once, then template
         return text
 
     g = guarded(generate, system_text=system, red_flag_present=red_flag, recent_outputs=recent_outputs,
                 fallback_kind="question", question=template, max_attempts=s.dialogue.wording_attempts)
+    reasons = [*rejected, *g.reasons]
     if g.ok:
-        return Worded(g.text, "model", g.reasons)
-    return Worded(template, "template", g.reasons)
-
-
-def chunks(text: str, n: int = 4) -> list[str]:
-    """A template reply split into a few stream chunks (word boundaries kept)."""
-    words = re.findall(r"\S+\s*", text)
-    if not words:
-        return []
-    size = max(1, -(-len(words) // n))
-    return ["".join(words[i:i + size]) for i in range(0, len(words), size)]
+        return Worded(g.text, "model", reasons)
+    return Worded(template, "template", reasons)

@@ -6,16 +6,16 @@ serializes it without custom types and a summary can be rebuilt from it at any t
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+import operator
+from typing import Annotated, Any, Literal
 
-Phase = Literal["consent", "history", "advice", "closed", "escalated"]
-Level = Literal["emergency", "urgent", "routine", "self_care", "unknown"]
-PHASES: tuple[str, ...] = ("consent", "history", "advice", "closed", "escalated")
+from typing_extensions import NotRequired, TypedDict  # pydantic (the service's views) needs this one on 3.11
+
+from chatdoc.domain import Level, Phase, RedFlag
 
 HPI_FIELDS: tuple[str, ...] = (
     "onset", "location", "duration", "character", "severity", "radiation", "timing", "aggravating", "relieving",
 )
-SOCIAL_FIELDS: tuple[str, ...] = ("smoking", "alcohol", "drugs", "occupation")
 LIST_SLOTS: tuple[str, ...] = ("pmh", "medications", "allergies", "family_history", "concerns")
 
 
@@ -70,13 +70,14 @@ class History(TypedDict):
     denied: list[str]  # slots the patient answered "no / none" to
     unknown: list[str]  # slots the patient answered "I don't know" to
     evidence: dict[str, str]  # slot -> the (redacted) patient words it came from
-
-
-class RedFlag(TypedDict):
-    id: str
-    title: str
-    level: str
-    evidence: str
+    # written by extraction only when there is something to keep (older records lack them):
+    said: NotRequired[dict[str, str]]  # ROS concept -> the patient's own word for it ("chills", not "fever")
+    social_notes: NotRequired[list[str]]  # social answers that fit no social field (third person)
+    notes_neg: NotRequired[list[str]]  # background denials ("no" to PMH/medications/allergies/FH questions)
+    notes: NotRequired[list[str]]  # verbatim answers to questions about a normal state
+    other: NotRequired[list[str]]  # other things the patient said that fit no slot
+    not_used: NotRequired[list[str]]  # typed as another speaker's words or as instructions: never a fact
+    narrative: NotRequired[str]  # external transcripts only: the patient's own substantive sentences
 
 
 class Triage(TypedDict):
@@ -103,31 +104,49 @@ class Reply(TypedDict, total=False):
     guard_reasons: list[str]
 
 
+def log_upsert(old: list[QuestionLog], new: list[QuestionLog]) -> list[QuestionLog]:
+    """Reducer of ``question_log``: an entry for a (turn, slot) already logged replaces it (its ``answered``
+    changed), any other entry is appended."""
+    out = list(old or [])
+    where = {(q["turn"], q["slot"]): i for i, q in enumerate(out)}
+    for q in new or []:
+        i = where.get((q["turn"], q["slot"]))
+        if i is None:
+            where[(q["turn"], q["slot"])] = len(out)
+            out.append(q)
+        else:
+            out[i] = q
+    return out
+
+
+class TurnPlan(TypedDict, total=False):
+    """Scratch of one patient turn, from ``intake`` to the reply node; cleared (None) before the checkpoint."""
+
+    action: str  # ask | advise | escalate | refuse | close
+    slot: str | None  # ask: the question-set slot to ask next (None = the chief complaint)
+    request_kind: str  # classify_request kind of the patient's text
+
+
 class ConsultationState(TypedDict, total=False):
     session_id: str
     persona: str
     adapter: str | None
     phase: Phase
-    messages: list[Message]
+    messages: Annotated[list[Message], operator.add]  # nodes return only the new messages
     profile: Profile
     history: History
     triage: Triage
-    question_log: list[QuestionLog]
+    question_log: Annotated[list[QuestionLog], log_upsert]
     last_slot: str | None  # slot of the question the patient is answering
     privacy: dict[str, Any]  # chatdoc.privacy.PlaceholderState (no raw identifiers)
     crisis_pending: bool  # crisis message shown, waiting for is_acknowledgement
     crisis_acknowledged: bool
     escalation_shown: bool  # the first emergency reply was given
     flagged: bool
-    request_kind: str  # classify_request kind of the latest patient turn
-    wants_finish: bool
     advice_given: bool
-    pending: dict[str, Any]  # the latest resume value: {"text": redacted, "privacy": {...}} or {"action": "end"}
-    action: str  # decide's choice for this turn
-    draft: Reply
     reply: Reply
     summary: dict[str, Any] | None
-    timings: dict[str, float]  # last turn: ms per stage + model generation seconds
+    turn: TurnPlan | None  # per-turn scratch, None between turns (so it is never kept)
 
 
 def empty_history() -> History:
@@ -143,8 +162,7 @@ def new_state(session_id: str, persona: str, adapter: str | None, privacy: dict[
         session_id=session_id, persona=persona, adapter=adapter, phase="history", messages=[], profile=Profile(),
         history=empty_history(), triage=Triage(level="unknown", red_flags=[], crisis=False, crisis_kind=None),
         question_log=[], last_slot=None, privacy=privacy, crisis_pending=False, crisis_acknowledged=False, escalation_shown=False,
-        flagged=False, request_kind="ok", wants_finish=False, advice_given=False, pending={}, action="",
-        draft=Reply(), reply=Reply(), summary=None, timings={},
+        flagged=False, advice_given=False, reply=Reply(), summary=None, turn=None,
     )
 
 

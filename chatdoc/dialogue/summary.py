@@ -13,6 +13,7 @@ from chatdoc.dialogue.extract import is_filled
 from chatdoc.dialogue.lexicon import get_lexicon
 from chatdoc.dialogue.questions import plan
 from chatdoc.dialogue.state import HPI_FIELDS, ConsultationState
+from chatdoc.texts import has_text, text
 
 SLOT_LABELS = {
     "hpi.onset": "onset", "hpi.location": "location", "hpi.duration": "duration", "hpi.character": "character",
@@ -161,33 +162,28 @@ def render_text(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-LAY_LEVEL = {
-    "emergency": "This needs emergency care now: call the emergency number or go to the emergency department.",
-    "urgent": "You should be seen by a clinician today.",
-    "routine": "You should see your GP or clinician in the next few days.",
-    "self_care": "This can usually be looked after at home, with advice from a pharmacist.",
-    "unknown": "The team will look at your answers and contact you if needed.",
-}
-
-
 def render_lay(s: dict[str, Any]) -> str:
+    """The patient's copy (wording: ``lay`` and ``level.<level>.lay`` in configs/texts.yaml)."""
     s = _safe(s)
-    parts = [f"You told us about: {s['chief_complaint'] or 'your health concern'}."]
+    parts = [text("lay.told_us", complaint=s["chief_complaint"] or text("lay.your_concern"))]
     hpi = s["hpi"]
-    if hpi.get("onset") or hpi.get("duration"):
-        parts.append(f"It started {hpi.get('onset') or ''}{' (' + str(hpi['duration']) + ')' if hpi.get('duration') else ''}.".replace("started  (", "has lasted ("))
+    onset, duration = hpi.get("onset") or "", hpi.get("duration")
+    if onset:
+        parts.append(text("lay.started", onset=onset, duration=f" ({duration})" if duration else ""))
+    elif duration:
+        parts.append(text("lay.lasted", duration=duration))
     if hpi.get("severity") not in (None, "none", "not known"):
         sev = hpi["severity"]
-        parts.append(f"You rated it {sev}/10." if isinstance(sev, (int, float)) else f"You described it as {sev}.")
+        parts.append(text("lay.rated" if isinstance(sev, (int, float)) else "lay.described", severity=sev))
     if s["ros"]["positives"]:
-        parts.append(f"You also mentioned: {', '.join(s['ros']['positives'])}.")
+        parts.append(text("lay.also_mentioned", items=", ".join(s["ros"]["positives"])))
     if s["ros"]["negatives"]:
-        parts.append(f"You did not have: {', '.join(s['ros']['negatives'])}.")
+        parts.append(text("lay.did_not_have", items=", ".join(s["ros"]["negatives"])))
     if s["medications"] and s["medications"] != ["none"]:
-        parts.append(f"Medicines you take: {', '.join(s['medications'])}.")
-    parts.append(LAY_LEVEL.get(s["triage_level"], LAY_LEVEL["unknown"]))
-    parts.append("This summary was made by an automated assistant, not a doctor, and is not a diagnosis. "
-                 "If you get worse, seek help sooner.")
+        parts.append(text("lay.medicines", items=", ".join(s["medications"])))
+    level = s["triage_level"] if has_text(f"level.{s['triage_level']}.lay") else "unknown"
+    parts.append(text(f"level.{level}.lay"))
+    parts.append(text("lay.disclaimer"))
     return " ".join(parts)
 
 

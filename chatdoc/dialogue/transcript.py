@@ -113,13 +113,12 @@ def summarize_transcript(text: str) -> dict[str, Any]:
         hist["narrative"] = narrative([m["text"] for m in messages if m["role"] == "patient"])
     if hist.get("chief_complaint"):
         hist["complaint_set"] = choose_set(" ".join([hist["chief_complaint"], *hist["hpi"].get("associated", [])]))
-    from chatdoc.safety import assess
+    from chatdoc.safety import assess, red_flags
 
     pts = [m["text"] for m in messages if m["role"] == "patient"]
     res = assess(pts, {k: v for k, v in prof.items() if v is not None})
     state = ConsultationState(
         history=hist, profile=prof, messages=messages, question_log=[],
-        triage={"level": res.level, "red_flags": [{"id": f.id, "title": f.title, "level": f.level, "evidence": f.evidence}
-                                                 for f in res.fired], "crisis": res.crisis, "crisis_kind": res.crisis_kind},
+        triage={"level": res.level, "red_flags": red_flags(res), "crisis": res.crisis, "crisis_kind": res.crisis_kind},
     )
     return build_summary(state)

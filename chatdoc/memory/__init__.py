@@ -20,7 +20,7 @@ from chatdoc.memory.connection import ensure_server, get_redis, health, redis_ur
 from chatdoc.memory.erase import delete_session, start_maintenance, sweep_expired
 from chatdoc.memory.errors import StorageUnavailable
 from chatdoc.memory.ids import is_valid_session_id, new_session_id
-from chatdoc.memory.index import STATUSES, TRIAGE_LEVELS, ConsultationIndex, SessionMeta, get_index
+from chatdoc.memory.index import ConsultationIndex, SessionMeta, get_index
 from chatdoc.memory.server import EmbeddedRedis, EmbeddedRedisError, exit_on_sigterm
 
 __all__ = [
@@ -40,8 +40,6 @@ __all__ = [
     "retention_seconds",
     "ConsultationIndex",
     "SessionMeta",
-    "STATUSES",
-    "TRIAGE_LEVELS",
     "get_index",
     "delete_session",
     "sweep_expired",

@@ -22,11 +22,11 @@ from typing import Any
 import redis
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from chatdoc.domain import LEVELS
 from chatdoc.log import logger
 from chatdoc.memory.aof import maybe_scheduled_rewrite, rewrite_aof, schedule_key
 from chatdoc.memory.errors import guard
 from chatdoc.memory.ids import check_session_id, is_valid_session_id
-from chatdoc.memory.index import TRIAGE_LEVELS
 
 __all__ = ["delete_session", "sweep_expired", "start_maintenance"]
 
@@ -53,7 +53,7 @@ def _scan_keys(r: redis.Redis, session_id: str) -> set[bytes]:
 
 def _shared_keys(saver: BaseCheckpointSaver, idx: Any) -> list[str]:
     """chatdoc's keys shared by all sessions (their members/fields may name a session)."""
-    keys = [idx.all_key] + [idx.triage_key(level) for level in TRIAGE_LEVELS]
+    keys = [idx.all_key] + [idx.triage_key(level) for level in LEVELS]
     threads_key = getattr(saver, "_key_threads", None)
     if callable(threads_key):
         keys.append(threads_key())

@@ -8,7 +8,7 @@ Keys (``<p>`` = ``settings.redis.key_prefix``, default ``chatdoc``)::
     <p>:sessions:triage:<level>      sorted set per triage level, score = updated_at
 
 The two per-session keys carry the retention TTL (``ttl_days``), refreshed on every update of the
-session (``upsert``, ``put_record``, ``touch``). Sorted-set members cannot expire on their own: the
+session (``upsert``, ``put_record``). Sorted-set members cannot expire on their own: the
 ``<p>:sessions`` score is ``updated_at``, so :func:`chatdoc.memory.erase.sweep_expired` finds
 sessions idle for longer than the retention and erases them completely (checkpoints included).
 
@@ -23,21 +23,18 @@ import re
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 
 import redis
 from pydantic import BaseModel, field_validator
 
+from chatdoc.domain import LEVELS, PHASES, Level, Phase
 from chatdoc.memory.connection import get_redis, on_reset
 from chatdoc.memory.errors import guard
 from chatdoc.memory.ids import check_session_id
 
-__all__ = ["ConsultationIndex", "SessionMeta", "get_index", "STATUSES", "TRIAGE_LEVELS"]
+__all__ = ["ConsultationIndex", "SessionMeta", "get_index"]
 
-Status = Literal["consent", "history", "advice", "closed", "escalated"]
-Triage = Literal["emergency", "urgent", "routine", "self_care", "unknown"]
-STATUSES: tuple[str, ...] = ("consent", "history", "advice", "closed", "escalated")
-TRIAGE_LEVELS: tuple[str, ...] = ("emergency", "urgent", "routine", "self_care", "unknown")  # most urgent first
 TITLE_MAX = 120
 _KIND_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 
@@ -50,8 +47,8 @@ class SessionMeta(BaseModel):
     id: str
     created_at: float
     updated_at: float
-    status: Status = "consent"
-    triage_level: Triage = "unknown"
+    status: Phase = "consent"
+    triage_level: Level = "unknown"
     persona: str | None = None
     adapter: str | None = None
     flagged: bool = False  # needs staff attention
@@ -64,10 +61,6 @@ class SessionMeta(BaseModel):
     def _short_title(cls, v: str) -> str:
         v = " ".join(v.split())
         return v if len(v) <= TITLE_MAX else v[: TITLE_MAX - 1] + "…"
-
-    @property
-    def urgency_rank(self) -> int:
-        return TRIAGE_LEVELS.index(self.triage_level)
 
 
 _FIELDS = tuple(SessionMeta.model_fields)
@@ -162,7 +155,7 @@ class ConsultationIndex:
                     pipe.hset(key, mapping=to_set)
                     if removed:
                         pipe.hdel(key, *removed)
-                    for level in TRIAGE_LEVELS:
+                    for level in LEVELS:
                         if level != meta.triage_level:
                             pipe.zrem(self.triage_key(level), session_id)
                     pipe.zadd(self.triage_key(meta.triage_level), {session_id: meta.updated_at})
@@ -216,13 +209,13 @@ class ConsultationIndex:
         limit: int = 100,
     ) -> list[SessionMeta]:
         """Sessions, most urgent triage level first, then most recently updated first."""
-        statuses = _as_set(status, STATUSES, "status")
-        levels = _as_set(triage, TRIAGE_LEVELS, "triage level")
+        statuses = _as_set(status, PHASES, "status")
+        levels = _as_set(triage, LEVELS, "triage level")
         out: list[SessionMeta] = []
         if limit <= 0:
             return out
         batch = 200
-        for level in TRIAGE_LEVELS:
+        for level in LEVELS:
             if levels is not None and level not in levels:
                 continue
             start = 0
@@ -247,14 +240,6 @@ class ConsultationIndex:
                 break
         return out
 
-    @guard("index update")
-    def touch(self, session_id: str) -> None:
-        """Refresh the retention TTL of the session's keys without changing anything."""
-        check_session_id(session_id)
-        pipe = self.r.pipeline(transaction=False)
-        self._expire(pipe, session_id)
-        pipe.execute()
-
     @guard("index delete")
     def delete(self, session_id: str) -> int:
         """Remove the session's metadata, records and sorted-set entries; returns keys removed."""
@@ -262,7 +247,7 @@ class ConsultationIndex:
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(*self.session_keys(session_id))
         pipe.zrem(self.all_key, session_id)
-        for level in TRIAGE_LEVELS:
+        for level in LEVELS:
             pipe.zrem(self.triage_key(level), session_id)
         return int(pipe.execute()[0])
 

@@ -6,15 +6,15 @@ request classification. A pure library: no Redis, no UI, no model needed.
     r.level  # "emergency"; r.fired[0].id == "meningitis_signs"
 """
 
-from chatdoc.safety.crisis import crisis_message, emergency_instruction, is_acknowledgement
+from chatdoc.safety.crisis import crisis_message, emergency_banner, emergency_instruction, is_acknowledgement
 from chatdoc.safety.guard import GuardedText, GuardVerdict, guard_output, guarded, safe_template
 from chatdoc.safety.requests import RequestClass, classify_request, refusal_message
 from chatdoc.safety.rules import LEVELS, RulesError, get_rules
-from chatdoc.safety.triage import Evidence, FiredRule, TriageResult, assess, combine_levels
+from chatdoc.safety.triage import Evidence, FiredRule, TriageResult, assess, combine_levels, red_flags
 
 __all__ = [
     "LEVELS", "assess", "TriageResult", "FiredRule", "Evidence", "combine_levels", "get_rules", "RulesError",
     "guard_output", "GuardVerdict", "guarded", "GuardedText", "safe_template",
     "classify_request", "RequestClass", "refusal_message",
-    "crisis_message", "emergency_instruction", "is_acknowledgement",
+    "crisis_message", "emergency_instruction", "emergency_banner", "is_acknowledgement", "red_flags",
 ]

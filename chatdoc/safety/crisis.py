@@ -56,38 +56,42 @@ def lines_for(locale: str | None = None) -> LocaleLines:
     return cfg.locales.get(loc) or cfg.locales.get(loc.split("-")[0]) or cfg.locales[cfg.default_locale]
 
 
+def _numbers(ll: LocaleLines) -> dict[str, str]:
+    return {"emergency_number": ll.emergency_number, "emergency_department": ll.emergency_department,
+            "urgent_service": ll.urgent_service}
+
+
 def crisis_message(locale: str | None = None, kind: str | None = None) -> str:
     """A warm message with emergency and crisis-line guidance (``kind``: suicide, self_harm, overdose,
-    abuse, violence)."""
+    abuse, violence). Wording: ``safety.crisis`` in configs/texts.yaml."""
+    from chatdoc.texts import text
+
     ll = lines_for(locale)
-    lines = ll.abuse_lines if kind in ("abuse", "violence") and ll.abuse_lines else ll.crisis_lines
+    abuse = kind in ("abuse", "violence")
+    lines = ll.abuse_lines if abuse and ll.abuse_lines else ll.crisis_lines
     contacts = "; ".join(f"{x.name}: {x.contact}" for x in lines)
-    if kind == "overdose":
-        first = (f"Thank you for telling me. If you have taken too much of any medicine, please call "
-                 f"{ll.emergency_number} or go to {ll.emergency_department} now, even if you feel well.")
-    elif kind in ("abuse", "violence"):
-        first = (f"Thank you for telling me - that took courage, and it is not your fault. If you are in danger "
-                 f"right now, please call {ll.emergency_number}.")
-    else:
-        first = (f"I'm really sorry you're going through this, and thank you for telling me. Your safety matters. "
-                 f"If you might act on these thoughts or are hurt, please call {ll.emergency_number} or go to "
-                 f"{ll.emergency_department} now.")
-    talk = f" You can talk to someone any time: {contacts}." if contacts else ""
-    return (f"{first}{talk} I'm an automated assistant, not a person, but I'll stay here. "
-            "Please reply to let me know you've read this, and whether you are safe right now.")
+    first = text(f"safety.crisis.{'abuse' if abuse else 'overdose' if kind == 'overdose' else 'suicide'}", **_numbers(ll))
+    talk = " " + text("safety.crisis.talk", contacts=contacts) if contacts else ""
+    return f"{first}{talk} {text('safety.crisis.stay')}"
 
 
 def emergency_instruction(result=None, locale: str | None = None) -> str:
-    """Short, unambiguous instruction that must come first when the triage level is ``emergency``."""
+    """Short, unambiguous instruction that must come first when the triage level is ``emergency``.
+
+    ``result``: a :class:`~chatdoc.safety.TriageResult` (or anything with ``crisis`` and ``fired``), or None."""
+    fired = getattr(result, "fired", None) if result is not None else None
+    return emergency_banner(crisis=bool(getattr(result, "crisis", False)),
+                            title=fired[0].title if fired else None, locale=locale)
+
+
+def emergency_banner(*, crisis: bool = False, title: str | None = None, locale: str | None = None) -> str:
+    """:func:`emergency_instruction` from a stored triage: crisis flag and the most urgent rule's title."""
+    from chatdoc.texts import text
+
     ll = lines_for(locale)
-    if result is not None and getattr(result, "crisis", False):
-        return (f"Your safety matters most right now. If you are in danger or might act on these thoughts, "
-                f"call {ll.emergency_number} now or go to {ll.emergency_department}.")
-    title = ""
-    if result is not None and getattr(result, "fired", None):
-        title = f" ({result.fired[0].title.lower()})"
-    return (f"This could be an emergency{title}. Call {ll.emergency_number} now or go to "
-            f"{ll.emergency_department}. Do not wait to see if it gets better.")
+    if crisis:
+        return text("safety.emergency_crisis", **_numbers(ll))
+    return text("safety.emergency", title=f" ({title.lower()})" if title else "", **_numbers(ll))
 
 
 _ACK = re.compile(
@@ -99,8 +103,10 @@ _ACK = re.compile(
 _REFUSE = re.compile(r"\b(no\b|nope|won'?t|will not|not going to|don'?t want to|can'?t|never)\b", re.I)
 
 
-def is_acknowledgement(text: str) -> bool:
-    """True when the patient acknowledges a crisis/emergency message ("ok", "I'll call them", "I'm safe")."""
+def is_acknowledgement(text: str, *, crisis: bool | None = None) -> bool:
+    """True when the patient acknowledges a crisis/emergency message ("ok", "I'll call them", "I'm safe").
+
+    ``crisis``: whether the caller's triage already found a crisis statement in ``text`` (saves a triage)."""
     t = (text or "").strip()
     if not t or len(t) > 300:
         return False
@@ -108,6 +114,6 @@ def is_acknowledgement(text: str) -> bool:
         return False
     from chatdoc.safety.triage import assess
 
-    if assess([t]).crisis:  # a new crisis statement is not an acknowledgement
+    if assess([t]).crisis if crisis is None else crisis:  # a new crisis statement is not an acknowledgement
         return False
     return bool(_ACK.search(t))

@@ -177,25 +177,20 @@ def safe_template(kind: str = "generic", *, locale: str | None = None, result=No
     kinds: ``generic`` (ask the patient to go on), ``question`` (ask ``question``), ``emergency``,
     ``crisis``, ``urgent``, ``routine``, ``self_care`` (level advice with safety-netting).
     """
+    from chatdoc.texts import text
     from chatdoc.safety.crisis import crisis_message, emergency_instruction, lines_for
 
-    ll = lines_for(locale)
     if kind == "emergency" or (result is not None and getattr(result, "level", None) == "emergency" and kind == "generic"):
         return emergency_instruction(result, locale)
     if kind == "crisis":
         return crisis_message(locale, getattr(result, "crisis_kind", None) if result is not None else None)
     if kind == "question" and question:
-        return f"Thank you. {question}"
-    safety_net = (f"If things get worse, or you develop new symptoms such as trouble breathing, chest pain or confusion, "
-                  f"call {ll.emergency_number} or contact {ll.urgent_service}.")
-    if kind == "urgent":
-        return f"Based on what you've told me, you should be seen by a clinician today. Please contact {ll.urgent_service} or your GP practice now. {safety_net}"
-    if kind == "routine":
-        return f"Based on what you've told me, please book an appointment with your GP or clinician in the next few days. {safety_net}"
-    if kind == "self_care":
-        return f"This sounds like something you can usually look after at home, and a pharmacist can advise you. {safety_net}"
-    return ("I'm sorry, I couldn't put that well. Could you tell me a bit more about how you're feeling, "
-            "and when it started?")
+        return text("safety.question", question=question)
+    if kind in ("urgent", "routine", "self_care"):
+        ll = lines_for(locale)
+        numbers = {"emergency_number": ll.emergency_number, "urgent_service": ll.urgent_service}
+        return text(f"level.{kind}.advice", safety_net=text("safety.safety_net", **numbers), **numbers)
+    return text("safety.generic")
 
 
 def guarded(generate_fn: Callable[[], str], *, system_text: str = "", red_flag_present: bool = False,

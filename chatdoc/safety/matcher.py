@@ -87,11 +87,11 @@ def analyse_turn(text: str, rs: RuleSet) -> TurnFindings:
     return res
 
 
-def match_concepts(norm: str, concepts: dict[str, re.Pattern], span_key: str) -> list[tuple[str, int, int, bool]]:
+def match_concepts(norm: str, concepts: dict[str, re.Pattern]) -> list[tuple[str, int, int, bool]]:
     """Every regex match of every concept in normalised text, with NegEx's verdict: (concept, start, end, negated).
 
-    Shared by triage (``safety``) and the dialogue's history extraction (``dialogue`` span key)."""
-    from chatdoc.safety.nlp import get_negex, get_nlp
+    Shared by triage and the dialogue's history extraction (one NegEx component for both)."""
+    from chatdoc.safety.nlp import SPAN_KEY, get_negex, get_nlp
 
     doc = get_nlp()(norm)
     spans, keys = [], []
@@ -103,9 +103,9 @@ def match_concepts(norm: str, concepts: dict[str, re.Pattern], span_key: str) ->
             if span is not None:
                 spans.append(span)
                 keys.append((cid, m.start(), m.end()))
-    doc.spans[span_key] = spans
-    get_negex(span_key)(doc)
-    return [(cid, s, e, bool(span._.negex)) for span, (cid, s, e) in zip(doc.spans[span_key], keys)]
+    doc.spans[SPAN_KEY] = spans
+    get_negex()(doc)
+    return [(cid, s, e, bool(span._.negex)) for span, (cid, s, e) in zip(doc.spans[SPAN_KEY], keys)]
 
 
 def _analyse(text: str, rs: RuleSet) -> TurnFindings:
@@ -114,7 +114,7 @@ def _analyse(text: str, rs: RuleSet) -> TurnFindings:
     found = TurnFindings()
     if not norm.strip():
         return found
-    for cid, s, e, negex in match_concepts(norm, rs.compiled, "safety"):
+    for cid, s, e, negex in match_concepts(norm, rs.compiled):
         os_, oe = _orig(pos, s, e)
         negated = negex or _negated_inside(norm[s:e], rs.compiled[cid].pattern)
         found.matches.append(Match(cid, os_, oe, text[os_:oe], negated))

@@ -90,9 +90,14 @@ def _plain(term: str) -> str:
     return term.lower().replace("'", "")
 
 
+#: the span group NegEx reads; triage and history extraction both put their concept spans here (on their own doc)
+SPAN_KEY = "concepts"
+
+
 @lru_cache(maxsize=1)
-def get_negex(span_key: str = "safety"):
-    """A windowed NegEx component that marks ``span._.negex`` on the spans in ``doc.spans[span_key]``."""
+def get_negex():
+    """The windowed NegEx component (built once per process) that marks ``span._.negex`` on the spans in
+    ``doc.spans[SPAN_KEY]``."""
     from negspacy.negation import Negex
 
     class WindowedNegex(Negex):
@@ -102,4 +107,4 @@ def get_negex(span_key: str = "safety"):
             elif any(s >= span.end and s - span.end <= WINDOW for _, s, e in sub_following):
                 span._.set(self.extension_name, True)
 
-    return WindowedNegex(get_nlp(), "safety_negex", neg_termset=termset(), span_keys=[span_key])
+    return WindowedNegex(get_nlp(), "safety_negex", neg_termset=termset(), span_keys=[SPAN_KEY])

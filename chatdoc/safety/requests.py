@@ -71,20 +71,9 @@ def classify_request(text: str) -> RequestClass:
                         out_of_scope=scope, matched=list(matched))
 
 
-_REFUSALS = {
-    "injection": "I can't change how I work or share my instructions, but I'm here to help with your health. "
-                 "Could you tell me about the symptoms or concern that brought you here?",
-    "prescription": "I'm not able to write or issue prescriptions. A GP, pharmacist or prescribing clinician can do that "
-                    "after reviewing you. I can help you describe your symptoms so you're ready for that appointment - "
-                    "what's been happening?",
-    "controlled_drug": "I can't help with getting controlled or prescription-only medicines. If you're in pain or struggling, "
-                       "please speak to your GP or pharmacist - and if you're worried about your use of a medicine, they can "
-                       "help without judgement. What symptoms are you having at the moment?",
-    "non_medical": "I'm a health assistant, so I can't help with that. Is there a symptom or health concern I can help "
-                   "you with today?",
-}
-
-
 def refusal_message(kind: str) -> str:
-    """Polite refusal with a redirect back to the consultation."""
-    return _REFUSALS.get(kind, _REFUSALS["non_medical"])
+    """Polite refusal with a redirect back to the consultation (wording: ``safety.refusal`` in configs/texts.yaml)."""
+    from chatdoc.texts import has_text, text
+
+    key = f"safety.refusal.{kind}"
+    return text(key if has_text(key) else "safety.refusal.non_medical")

@@ -24,8 +24,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-LEVELS: tuple[str, ...] = ("emergency", "urgent", "routine", "self_care")  # most to least urgent
-Level = Literal["emergency", "urgent", "routine", "self_care"]
+from chatdoc.domain import RULE_LEVELS as LEVELS  # the levels a rule can assign, most urgent first
+from chatdoc.domain import Level
+
 CrisisKind = Literal["suicide", "self_harm", "overdose", "abuse", "violence"]
 VITALS: tuple[str, ...] = ("temp_c", "heart_rate", "spo2", "resp_rate", "systolic_bp", "glucose_mmol")
 
@@ -99,6 +100,12 @@ class Trigger(_Strict):
         return set(self.all) | set(self.any) | set(self.none)
 
 
+def _rule_level(v: str) -> str:
+    if v not in LEVELS:  # "unknown" is the domain's "not assessed yet", never a rule's verdict
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}")
+    return v
+
+
 class Rule(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     level: Level
@@ -107,6 +114,8 @@ class Rule(_Strict):
     triggers: list[Trigger] = Field(min_length=1)
     crisis: CrisisKind | None = None
     note: str = ""
+
+    _level = field_validator("level")(_rule_level)
 
 
 class Derived(_Strict):
@@ -123,6 +132,8 @@ class Derived(_Strict):
 class RuleSet(_Strict):
     version: int = 1
     default_level: Level = "routine"
+
+    _default_level = field_validator("default_level")(_rule_level)
     spelling: dict[str, str] = {}
     concepts: dict[str, Concept]
     derived: list[Derived] = []

@@ -13,12 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from chatdoc.domain import Level, RedFlag, urgency_rank
 from chatdoc.log import logger
 from chatdoc.safety.matcher import Match, analyse_turn
 from chatdoc.safety.modifiers import Found
-from chatdoc.safety.rules import LEVELS, CrisisKind, Level, Range, RuleSet, Trigger, get_rules
-
-_RANK = {lv: i for i, lv in enumerate(LEVELS)}
+from chatdoc.safety.rules import LEVELS, CrisisKind, Range, RuleSet, Trigger, get_rules
 
 
 class Evidence(BaseModel):
@@ -30,6 +29,9 @@ class Evidence(BaseModel):
 
 
 class FiredRule(BaseModel):
+    """The rule engine's own result (with every piece of evidence); :func:`red_flags` turns it into the domain's
+    :class:`~chatdoc.domain.RedFlag` that the consultation stores."""
+
     id: str
     level: Level
     title: str
@@ -53,6 +55,8 @@ class TriageResult(BaseModel):
     pregnant: bool | None = None
     negated: list[str] = []  # concepts mentioned only in negated form ("no chest pain")
     default_used: bool = False
+    #: a crisis rule fires on the latest turn by itself (as ``assess([turns[-1]]).crisis``): a NEW crisis statement
+    latest_crisis: bool = False
 
     @property
     def rule_ids(self) -> list[str]:
@@ -63,9 +67,14 @@ def combine_levels(*levels: str | None) -> Level:
     """The most urgent of the given levels (``None`` ignored); ``routine`` when none is given."""
     given = [lv for lv in levels if lv is not None]
     for lv in given:
-        if lv not in _RANK:
+        if lv not in LEVELS:
             raise ValueError(f"unknown triage level {lv!r}; expected one of {list(LEVELS)}")
-    return min(given, key=_RANK.__getitem__) if given else "routine"  # type: ignore[return-value]
+    return min(given, key=urgency_rank) if given else "routine"  # type: ignore[return-value]
+
+
+def red_flags(result: TriageResult) -> list[RedFlag]:
+    """The fired rules as the domain's red flags (most urgent first), the one shape the record keeps."""
+    return [RedFlag(id=f.id, title=f.title, level=f.level, evidence=f.evidence) for f in result.fired]
 
 
 class _State:
@@ -171,12 +180,16 @@ def assess(turns: list[str] | str, profile: dict | None = None, *, rules: RuleSe
                 all_evidence=ev, crisis=rule.crisis,
             ))
             break
-    fired.sort(key=lambda f: _RANK[f.level])
+    fired.sort(key=lambda f: urgency_rank(f.level))
+    # the latest turn alone, on its cached analysis (no profile): the dialogue's "new crisis" and acknowledgement check
+    latest = _State(list(turns[-1:]), {}, rs) if len(turns) > 1 or profile else st
+    latest_crisis = any(r.crisis and any(latest.holds(t) is not None for t in r.triggers) for r in rs.rules)
     crisis = next((f.crisis for f in fired if f.crisis), None)
     level = combine_levels(*(f.level for f in fired)) if fired else rs.default_level
     res = TriageResult(
         level=level, fired=fired, crisis=crisis is not None, crisis_kind=crisis, vitals=st.vitals_latest(),
         age_years=st.age_years(), pregnant=st.pregnant, negated=st.negated, default_used=not fired,
+        latest_crisis=latest_crisis,
     )
     logger.debug("triage level={} rules={} turns={} ms={:.1f}", level, res.rule_ids, len(turns),
                  (time.perf_counter() - t0) * 1000)

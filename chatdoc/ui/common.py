@@ -1,4 +1,4 @@
-"""Shared pieces of the three views: offline theme, CSS, service access, friendly errors."""
+"""Shared pieces of the three views: offline theme, CSS, friendly errors."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ _private_gradio_cache()
 import gradio as gr  # noqa: E402
 
 from chatdoc.log import logger  # noqa: E402
+from chatdoc.service import ServiceError  # noqa: E402
 from chatdoc.ui.auth import Forbidden  # noqa: E402
 from chatdoc.ui.text import InputProblem  # noqa: E402
 
@@ -82,13 +83,6 @@ def theme() -> gr.themes.Base:
     return gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
 
 
-def service():
-    """The service facade, imported on first use (the UI starts even if it is still loading)."""
-    import chatdoc.service as svc
-
-    return svc
-
-
 def notice(text: str, kind: str = "info", elem_id: str | None = None) -> str:
     from chatdoc.ui.text import escape_html
 
@@ -102,9 +96,8 @@ def friendly_message(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, Forbidden):
         return "You are not allowed to do this. Please log in with the right account."
-    if type(exc).__name__ == "ServiceError":
-        msg = getattr(exc, "message", None) or str(exc)
-        return str(msg)
+    if isinstance(exc, ServiceError):
+        return exc.message
     if isinstance(exc, (ImportError, ModuleNotFoundError)):
         return "The consultation service is not available right now. Please try again in a few minutes."
     return "Sorry, something went wrong on our side. Please try again in a moment."
@@ -116,9 +109,8 @@ def log_failure(where: str, exc: BaseException) -> None:
         return
     frames = traceback.extract_tb(exc.__traceback__)
     loc = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
-    code = getattr(exc, "code", None)
-    if type(exc).__name__ == "ServiceError" or isinstance(exc, Forbidden):
-        logger.info("ui {}: {} {}", where, type(exc).__name__, code or "")
+    if isinstance(exc, (ServiceError, Forbidden)):
+        logger.info("ui {}: {} {}", where, type(exc).__name__, getattr(exc, "code", None) or "")
     else:
         logger.error("ui {} failed: {} at {}", where, type(exc).__name__, loc)
 

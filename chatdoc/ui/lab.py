@@ -4,33 +4,37 @@ from __future__ import annotations
 
 import gradio as gr
 
+from chatdoc.service import Comparison, Consultations
 from chatdoc.ui.auth import require
-from chatdoc.ui.common import logout_form, notice, private, safe_handler, service
-from chatdoc.ui.text import dump, escape_html, get
+from chatdoc.ui.common import logout_form, notice, private, safe_handler
+from chatdoc.ui.text import escape_html
 
 ROLE = "researcher"
 BASE = "(base model)"
 MAX_SCRIPT_LINES = 12
 
 
-def adapters_html(items) -> str:
+def _usable(a: dict) -> bool:
+    return bool(a.get("ok")) and a.get("compatible", True)
+
+
+def adapters_html(items: list[dict]) -> str:
+    """``items``: :meth:`Consultations.list_adapters` entries (name, card, ok, error, compatible, active)."""
     if not items:
         return '<p id="adapter-empty">No adapters found in the adapters directory.</p>'
     rows = []
     for a in items:
-        card = dump(get(a, "card") or {})
-        card = card if isinstance(card, dict) else {}
-        ok = get(a, "ok") and get(a, "compatible", True)
-        status = "usable" if ok else escape_html(get(a, "error") or ("incompatible" if get(a, "ok") else "unusable"))
+        card = a.get("card") or {}
+        status = "usable" if _usable(a) else escape_html(a.get("error") or ("incompatible" if a.get("ok") else "unusable"))
         details = "".join(
-            f"<li><b>{escape_html(k)}</b>: {escape_html(v if not isinstance(v, (dict, list)) else dump(v))}</li>"
+            f"<li><b>{escape_html(k)}</b>: {escape_html(v)}</li>"
             for k, v in card.items()
             if k not in ("description",) and v not in (None, "", [], {})
         )
-        badge = ' <span class="cd-tag routine">active</span>' if get(a, "active") else ""
+        badge = ' <span class="cd-tag routine">active</span>' if a.get("active") else ""
         rows.append(
             "<tr>"
-            f"<td><b>{escape_html(get(a, 'name'))}</b>{badge}</td>"
+            f"<td><b>{escape_html(a['name'])}</b>{badge}</td>"
             f"<td>{escape_html(card.get('description') or '')}<details><summary>card</summary><ul>{details}</ul></details></td>"
             f"<td>{status}</td></tr>"
         )
@@ -40,34 +44,27 @@ def adapters_html(items) -> str:
     )
 
 
-def comparison_html(comp) -> str:
-    rows = get(comp, "rows") or []
+def comparison_html(comp: Comparison) -> str:
     cols = []
-    for r in rows:
-        name = get(r, "adapter") or BASE
-        replies = get(r, "replies") or []
-        timings = get(r, "timings") or []
+    for r in comp.rows:
+        name = r.adapter or BASE
         items = []
-        for i, rep in enumerate(replies):
-            t = timings[i] if i < len(timings) else None
-            text = get(rep, "text") if isinstance(rep, dict) else rep
+        for i, rep in enumerate(r.replies):
             extra = []
-            if isinstance(rep, dict) and rep.get("source"):
-                extra.append(f"source {escape_html(rep['source'])}")
-            secs = t if isinstance(t, (int, float)) else (get(t, "total_s") if isinstance(t, dict) else None)
-            if isinstance(secs, (int, float)):
-                extra.append(f"{secs:.2f} s")
+            if rep.source:
+                extra.append(f"source {escape_html(rep.source)}")
+            if i < len(r.timings) and "total_s" in r.timings[i]:
+                extra.append(f"{r.timings[i]['total_s']:.2f} s")
             meta = f" <small>({', '.join(extra)})</small>" if extra else ""
-            banner = get(rep, "banner") if isinstance(rep, dict) else None
-            b_html = f'<div class="cd-redflag">{escape_html(banner)}</div>' if banner else ""
-            items.append(f'<li>{b_html}<span class="cd-pre">{escape_html(text)}</span>{meta}</li>')
+            b_html = f'<div class="cd-redflag">{escape_html(rep.banner)}</div>' if rep.banner else ""
+            items.append(f'<li>{b_html}<span class="cd-pre">{escape_html(rep.text)}</span>{meta}</li>')
         cols.append(
             f'<div class="col" data-adapter="{escape_html(name)}"><h4>{escape_html(name)}</h4><ol>{"".join(items)}</ol></div>'
         )
     return '<div class="cd-cmp" id="comparison">' + "".join(cols) + "</div>"
 
 
-def build_lab(settings=None, auth=None) -> gr.Blocks:
+def build_lab(service: Consultations, settings=None, auth=None) -> gr.Blocks:
     with gr.Blocks(title="chatdoc — lab", analytics_enabled=False) as demo:
         comp_state = gr.State(None)
         with gr.Row():
@@ -96,9 +93,9 @@ def build_lab(settings=None, auth=None) -> gr.Blocks:
             return {note: notice(message, "warn", "lab-error")}
 
         def _adapter_outputs(keep=None):
-            items = service().list_adapters()
-            usable = [get(a, "name") for a in items if get(a, "ok") and get(a, "compatible", True)]
-            current = next((get(a, "name") for a in items if get(a, "active")), None)
+            items = service.list_adapters()
+            usable = [a["name"] for a in items if _usable(a)]
+            current = next((a["name"] for a in items if a.get("active")), None)
             return {
                 table: adapters_html(items),
                 active: gr.update(choices=[BASE] + usable, value=current or BASE),
@@ -109,10 +106,10 @@ def build_lab(settings=None, auth=None) -> gr.Blocks:
         def on_load(request: gr.Request):
             user = require(request, ROLE)
             out = _adapter_outputs()
-            personas = service().list_personas()
+            personas = service.list_personas()
             out[persona] = gr.update(
-                choices=[(get(p, "display_name") or get(p, "name"), get(p, "name")) for p in personas],
-                value=get(personas[0], "name") if personas else None,
+                choices=[(p.display_name or p.name, p.name) for p in personas],
+                value=personas[0].name if personas else None,
             )
             out[who] = f'<span id="lab-user-name">Signed in as {escape_html(user)}</span>' + logout_form(auth, request, "/lab/")
             return out
@@ -123,7 +120,7 @@ def build_lab(settings=None, auth=None) -> gr.Blocks:
         def on_activate(name, keep, request: gr.Request):
             require(request, ROLE)
             target = None if not name or name == BASE else name
-            service().activate_adapter(target)
+            service.activate_adapter(target)
             out = _adapter_outputs(keep)
             out[note] = notice(
                 f"New consultations will use {'the base model' if target is None else target}.", "ok", "lab-ok"
@@ -141,7 +138,7 @@ def build_lab(settings=None, auth=None) -> gr.Blocks:
             if len(lines) > MAX_SCRIPT_LINES:
                 return _err(f"At most {MAX_SCRIPT_LINES} messages per comparison.")
             adapters = [None] + [n for n in (names or []) if n and n != BASE]
-            comp = service().compare(lines, adapters, persona=persona_name or None)
+            comp = service.compare(lines, adapters, persona=persona_name or None)
             return {
                 comp_state: comp,
                 result: comparison_html(comp),
@@ -163,7 +160,7 @@ def build_lab(settings=None, auth=None) -> gr.Blocks:
             require(request, ROLE)
             if comp is None:
                 return _err("Run a comparison first.")
-            rid = service().save_comparison(comp)
+            rid = service.save_comparison(comp)
             return {note: notice(f"Comparison saved as {rid}.", "ok", "lab-saved"), save_btn: gr.update(interactive=False)}
 
         save_btn.click(on_save, [comp_state], [note, save_btn], **private())

@@ -13,8 +13,9 @@ import gradio as gr
 
 from chatdoc.config import get_settings
 from chatdoc.domain import is_valid_session_id
-from chatdoc.ui.common import friendly_message, log_failure, notice, private as _private, safe_handler, service
-from chatdoc.ui.text import escape_chat, escape_html, get, validate_message
+from chatdoc.service import Consultations, ConsultationView, ServiceError, Summary, TurnReply
+from chatdoc.ui.common import friendly_message, log_failure, notice, private as _private, safe_handler
+from chatdoc.ui.text import escape_chat, escape_html, validate_message
 
 
 CLOSED_PHASES = {"closed"}
@@ -30,8 +31,8 @@ def banner_html(text: str | None) -> str:
     )
 
 
-def summary_html(summary) -> str:
-    lay = get(summary, "lay_text") or get(summary, "text") or ""
+def summary_html(summary: Summary) -> str:
+    lay = summary.lay_text or summary.text
     return (
         '<div id="lay-summary" class="cd-notice ok"><h3>Your summary and next steps</h3>'
         f'<div class="cd-pre">{escape_html(lay)}</div>'
@@ -58,22 +59,13 @@ def resume_html(request: gr.Request | None, sid: str) -> str:
     )
 
 
-def _transcript_messages(view) -> list[dict]:
-    """Chat messages from a ConsultationView's redacted transcript (field names read defensively)."""
-    turns = get(view, "transcript") or get(view, "messages") or get(view, "turns") or []
-    out = []
-    for t in turns:
-        if isinstance(t, (list, tuple)) and len(t) == 2:
-            role, text = t
-        else:
-            role = get(t, "role") or get(t, "speaker") or get(t, "who") or ""
-            text = get(t, "text") or get(t, "content") or ""
-        role = str(role).lower()
-        out.append({"role": "user" if role in ("patient", "user", "human") else "assistant", "content": escape_chat(text)})
-    return out
+def _transcript_messages(view: ConsultationView) -> list[dict]:
+    """Chat messages from a ConsultationView's redacted transcript."""
+    return [{"role": "user" if m["role"] == "patient" else "assistant", "content": escape_chat(m["text"])}
+            for m in view.transcript]
 
 
-def build_patient(settings=None) -> gr.Blocks:
+def build_patient(service: Consultations, settings=None) -> gr.Blocks:
     s = settings or get_settings()
     max_chars = s.ui.max_message_chars
 
@@ -127,25 +119,21 @@ def build_patient(settings=None) -> gr.Blocks:
 
         # ---------- start / persona / resume ----------
         def _fresh(persona_name: str | None, request: gr.Request | None):
-            svc = service()
-            st = svc.start_consultation(persona=persona_name or None)
-            p = get(st, "persona")
+            st = service.start_consultation(persona=persona_name or None)
+            p = st.persona
             info = (
-                f'<div class="cd-notice info"><b>{escape_html(get(p, "display_name") or get(p, "name") or "")}</b>'
-                f' — {escape_html(get(p, "description") or "")}</div>'
+                f'<div class="cd-notice info"><b>{escape_html(p.display_name or p.name)}</b>'
+                f' — {escape_html(p.description)}</div>'
             )
             return st, p, info
 
         def _resume_outputs(sid: str, request: gr.Request | None, st_extra: dict | None = None):
-            svc = service()
-            view = svc.get_state(sid)
-            meta = get(view, "meta") or {}
-            status = str(get(view, "phase") or get(meta, "status") or "history")
+            view = service.get_state(sid)
+            status = view.phase
             msgs = _transcript_messages(view)
             closed = status in CLOSED_PHASES
-            triage = get(view, "triage") or {}
-            banner_text = get(triage, "banner")
-            if not banner_text and (status == "escalated" or get(triage, "level") == "emergency"):
+            banner_text = None
+            if status == "escalated" or view.triage.get("level") == "emergency":
                 banner_text = (
                     "This conversation was flagged as needing urgent attention. Please follow the advice in the "
                     "conversation; if you feel worse, call your emergency number now."
@@ -168,7 +156,7 @@ def build_patient(settings=None) -> gr.Blocks:
             }
             if closed:
                 try:
-                    out[summary] = summary_html(svc.summarize(sid))
+                    out[summary] = summary_html(service.summarize(sid))
                 except Exception:  # noqa: BLE001 - the transcript is still useful without it
                     out[summary] = ""
             return out
@@ -180,10 +168,9 @@ def build_patient(settings=None) -> gr.Blocks:
 
         @safe_handler(_err)
         def on_load(request: gr.Request):
-            svc = service()
             choices = []
             if s.ui.allow_persona_select:
-                choices = [(get(p, "display_name") or get(p, "name"), get(p, "name")) for p in svc.list_personas()]
+                choices = [(p.display_name or p.name, p.name) for p in service.list_personas()]
             sid = (request.query_params.get("session") if request is not None else None) or ""
             if sid:
                 if not is_valid_session_id(sid):
@@ -192,9 +179,7 @@ def build_patient(settings=None) -> gr.Blocks:
                     out = _resume_outputs(sid, request)
                     out[persona] = gr.update(visible=False)
                     return out
-                except Exception as e:  # noqa: BLE001
-                    if type(e).__name__ != "ServiceError":
-                        raise
+                except ServiceError:
                     return _start_outputs(
                         None, request, choices,
                         warn="We could not find that conversation. It may have been deleted or expired.",
@@ -204,15 +189,15 @@ def build_patient(settings=None) -> gr.Blocks:
         def _start_outputs(persona_name, request, choices=None, warn: str | None = None):
             st, p, info = _fresh(persona_name, request)
             out = {
-                state: {"sid": get(st, "session_id"), "consented": False, "closed": False},
-                consent: f'<div class="cd-consent">{escape_html(get(st, "consent_text") or "")}</div>',
+                state: {"sid": st.session_id, "consented": False, "closed": False},
+                consent: f'<div class="cd-consent">{escape_html(st.consent_text)}</div>',
                 persona_info: info,
                 consent_box: gr.update(visible=True),
                 chat_box: gr.update(visible=False),
                 note: notice(warn, "warn", "patient-error") if warn else "",
             }
             if choices is not None:
-                out[persona] = gr.update(choices=choices, value=get(p, "name"))
+                out[persona] = gr.update(choices=choices, value=p.name)
             return out
 
         demo.load(on_load, None, all_outputs, **_private())
@@ -230,8 +215,8 @@ def build_patient(settings=None) -> gr.Blocks:
             sid = st.get("sid")
             if not sid:
                 return _err("Please reload the page to start again.")
-            reply = service().record_consent(sid)
-            text = get(reply, "reply") or ""
+            reply = service.record_consent(sid)
+            text = reply.reply
             st = {**st, "consented": True, "shown": [{"role": "assistant", "content": escape_chat(text)}] if text else []}
             return {
                 state: st,
@@ -241,7 +226,7 @@ def build_patient(settings=None) -> gr.Blocks:
                 chat: [{"role": "assistant", "content": escape_chat(text)}] if text else [],
                 persona: gr.update(visible=False),
                 resume_info: resume_html(request, sid),
-                banner: banner_html(get(reply, "banner")),
+                banner: banner_html(reply.banner),
                 note: "",
             }
 
@@ -256,10 +241,8 @@ def build_patient(settings=None) -> gr.Blocks:
                 return _err("That resume code is not valid. Please check it and try again.")
             try:
                 return _resume_outputs(code, request)
-            except Exception as e:  # noqa: BLE001
-                if type(e).__name__ == "ServiceError":
-                    return _err("We could not find that conversation. It may have been deleted or expired.")
-                raise
+            except ServiceError:
+                return _err("We could not find that conversation. It may have been deleted or expired.")
 
         resume_btn.click(on_resume, [resume_code, state], all_outputs, **_private())
 
@@ -283,7 +266,7 @@ def build_patient(settings=None) -> gr.Blocks:
             # after a restart it is rebuilt from the stored, redacted transcript.
             shown = st.get("shown")
             if shown is None:
-                shown = _transcript_messages(service().get_state(sid))
+                shown = _transcript_messages(service.get_state(sid))
             history = list(shown) + [
                 {"role": "user", "content": escape_chat(clean)},
                 {"role": "assistant", "content": ""},
@@ -305,35 +288,33 @@ def build_patient(settings=None) -> gr.Blocks:
 
         def _stream(sid, clean, history, st):
             acc = ""
-            for ev in service().stream_message(sid, clean):
-                kind = get(ev, "kind")
-                if kind == "banner":
-                    yield {banner: banner_html(get(ev, "text"))}
-                elif kind == "token":
-                    acc += get(ev, "text") or ""
+            for ev in service.stream_message(sid, clean):
+                if ev.kind == "banner":
+                    yield {banner: banner_html(ev.text)}
+                elif ev.kind == "token":
+                    acc += ev.text
                     history[-1] = {"role": "assistant", "content": escape_chat(acc)}
                     yield {chat: history}
-                elif kind == "error":
+                elif ev.kind == "error":
                     if not acc:  # nothing was taken: drop the bubbles, the text goes back into the box
                         st["shown"] = history = history[:-2]
                     yield {
                         chat: history,
                         msg: clean,
-                        note: notice(get(ev, "text") or "Sorry, that did not go through. Please try again.", "warn",
+                        note: notice(ev.text or "Sorry, that did not go through. Please try again.", "warn",
                                      "patient-error"),
                         send_btn: gr.update(interactive=True),
                     }
                     return
-                elif kind == "done":
-                    reply = get(ev, "reply")
-                    final = get(reply, "reply")
-                    if final is not None and final != acc:
-                        acc = final
+                elif ev.kind == "done" and ev.reply is not None:
+                    reply: TurnReply = ev.reply
+                    if reply.reply != acc:
+                        acc = reply.reply
                         history[-1] = {"role": "assistant", "content": escape_chat(acc)}
                     out = {chat: history, send_btn: gr.update(interactive=True)}
-                    if get(reply, "banner"):
-                        out[banner] = banner_html(get(reply, "banner"))
-                    if get(reply, "done") or get(reply, "phase") in CLOSED_PHASES:
+                    if reply.banner:
+                        out[banner] = banner_html(reply.banner)
+                    if reply.done or reply.phase in CLOSED_PHASES:
                         out[note] = notice(
                             "The assistant has all it needs. Press “End consultation” to see your summary.",
                             "ok",
@@ -353,7 +334,7 @@ def build_patient(settings=None) -> gr.Blocks:
             sid = st.get("sid")
             if not sid or not st.get("consented"):
                 return _err("There is no conversation to end yet.")
-            summ = service().end_consultation(sid)
+            summ = service.end_consultation(sid)
             return {
                 state: {**st, "closed": True},
                 summary: summary_html(summ),

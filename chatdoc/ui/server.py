@@ -9,6 +9,9 @@ Gradio reads through ``auth_dependency``, so Gradio refuses the page config and 
 ``/lab`` to anyone without a session of that role, and handlers re-check the role. The whole app sits
 behind :class:`chatdoc.ui.security.SecurityMiddleware` (route allow-list, host/origin checks, headers).
 Staff exports are served from memory by ``/exports/<token>`` (:mod:`chatdoc.ui.exports`).
+
+The three views share ONE :class:`chatdoc.service.Consultations`, passed in by the caller (``serve()``
+builds it; ``build_app()`` builds one when none is given).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hmac
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import Form, Request  # module level: the route signatures below are resolved by name
 
@@ -25,45 +29,47 @@ from chatdoc.log import audit, logger
 from chatdoc.ui import common  # sets the offline environment before gradio is imported
 from chatdoc.ui.auth import COOKIE, Auth
 
-_warm_thread: threading.Thread | None = None
-_warm_status: dict = {"state": "idle"}
+if TYPE_CHECKING:
+    from chatdoc.service import Consultations
 
 
-def warm_up_async() -> threading.Thread:
-    """Load the model in the background with progress in the log; failures never stop the app."""
-    global _warm_thread
-    if _warm_thread is not None:
-        return _warm_thread
+class WarmUp:
+    """Loads the model in the background (``service.warm_up()``) with progress in the log; ``state`` for /healthz.
 
-    def _run():
+    Failures never stop the app: the first use retries and shows a friendly error.
+    """
+
+    def __init__(self, service: Consultations):
+        self.service = service
+        self.state = "idle"  # idle | loading | ready | failed
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> threading.Thread:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="chatdoc-warmup", daemon=True)
+            self.thread.start()
+        return self.thread
+
+    def _run(self) -> None:
         t0 = time.perf_counter()
-        _warm_status["state"] = "loading"
+        self.state = "loading"
         logger.info("ui: loading the model in the background (the pages already work)")
         try:
-            try:
-                svc = common.service()
-                warm = getattr(svc, "warm_up", None)
-            except ImportError:
-                warm = None
-            if callable(warm):
-                warm()
-            else:
-                from chatdoc.llm import get_backend
-
-                get_backend()
-            _warm_status["state"] = "ready"
-            logger.info("ui: model ready in {:.1f} s", time.perf_counter() - t0)
-        except Exception as e:  # noqa: BLE001 - the first consultation will retry and show a friendly error
-            _warm_status["state"] = "failed"
+            self.service.warm_up()
+        except Exception as e:  # noqa: BLE001
+            self.state = "failed"
             logger.warning("ui: model warm-up failed ({}); it will be retried on first use", type(e).__name__)
+            return
+        self.state = "ready"
+        logger.info("ui: model ready in {:.1f} s", time.perf_counter() - t0)
 
-    _warm_thread = threading.Thread(target=_run, name="chatdoc-warmup", daemon=True)
-    _warm_thread.start()
-    return _warm_thread
 
+def build_app(settings: Settings | None = None, service: Consultations | None = None, warm: bool = False):
+    """The FastAPI app with the three views mounted behind :class:`~chatdoc.ui.security.SecurityMiddleware`.
 
-def build_app(settings: Settings | None = None):
-    """The FastAPI app with the three views mounted behind :class:`~chatdoc.ui.security.SecurityMiddleware`."""
+    ``service``: the process's :class:`~chatdoc.service.Consultations` (built here when None); ``warm``:
+    load the model in the background now.
+    """
     import anyio
     import gradio as gr
     from fastapi import FastAPI
@@ -75,12 +81,16 @@ def build_app(settings: Settings | None = None):
     from chatdoc.ui.security import SecurityMiddleware, client_address, same_site_url
     from chatdoc.ui.staff import build_staff
 
+    from chatdoc.service import build_service
+
     s = settings or get_settings()
+    service = service or build_service(s)
+    warm_up = WarmUp(service)
     sec = s.security
     auth = Auth(s)
     exports = ExportStore(sec.export_ttl_seconds)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.auth, app.state.exports = auth, exports
+    app.state.auth, app.state.exports, app.state.warm_up = auth, exports, warm_up
 
     def address(request: Request) -> str:
         return client_address(request, sec.trust_proxy_headers)
@@ -93,7 +103,7 @@ def build_app(settings: Settings | None = None):
     def healthz():
         storage = _storage_health()
         ok = bool(storage.get("ok"))
-        return JSONResponse({"ok": ok, "model": _warm_status["state"], "storage": storage}, status_code=200 if ok else 503)
+        return JSONResponse({"ok": ok, "model": warm_up.state, "storage": storage}, status_code=200 if ok else 503)
 
     @app.get("/auth/login")
     def login_page(request: Request, next: str = "/staff/"):
@@ -171,9 +181,9 @@ def build_app(settings: Settings | None = None):
         return lambda request: auth.user_for(request.cookies.get(COOKIE), role)
 
     views = [
-        ("/staff", build_staff(s, exports=exports, auth=auth), "staff"),
-        ("/lab", build_lab(s, auth=auth), "researcher"),
-        ("/", build_patient(s), None),
+        ("/staff", build_staff(service, s, exports=exports, auth=auth), "staff"),
+        ("/lab", build_lab(service, s, auth=auth), "researcher"),
+        ("/", build_patient(service, s), None),
     ]
     mounts = {}
     for path, blocks, role in views:
@@ -185,6 +195,8 @@ def build_app(settings: Settings | None = None):
     def is_logged_in(scope, role: str) -> bool:
         return auth.user_for(Request(scope).cookies.get(COOKIE), role) is not None
 
+    if warm:
+        warm_up.start()
     return SecurityMiddleware(app, settings=s, mounts=mounts, is_logged_in=is_logged_in)
 
 
@@ -234,8 +246,9 @@ button{{margin-top:16px;padding:8px 16px;font-size:1rem}}#login-error{{color:#b0
 <button type="submit" id="login-btn">Log in</button></form></body></html>"""
 
 
-def serve(host: str | None = None, port: int | None = None, warm: bool = True) -> None:
-    """Start the app (blocking) on ``ui.host``/``ui.port`` unless overridden."""
+def serve(host: str | None = None, port: int | None = None, warm: bool = True,
+          service: Consultations | None = None) -> None:
+    """Start the app (blocking) on ``ui.host``/``ui.port`` unless overridden, on ``service`` (built when None)."""
     import uvicorn
 
     from chatdoc.log import setup_logging
@@ -244,9 +257,7 @@ def serve(host: str | None = None, port: int | None = None, warm: bool = True) -
     host = host or s.ui.host
     port = s.ui.port if port is None else port
     setup_logging()
-    app = build_app(s)
-    if warm:
-        warm_up_async()
+    app = build_app(s, service, warm=warm)
     logger.info("ui: serving on http://{}:{} (patients /, staff /staff, researchers /lab)", host, port)
     from chatdoc.memory import exit_on_sigterm
 

@@ -7,41 +7,42 @@ API routes.
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from chatdoc.domain import is_valid_session_id
+from chatdoc.domain import LEVELS, PHASES, is_valid_session_id
 from chatdoc.log import audit
+from chatdoc.service import Consultations, ConsultationView, Summary
 from chatdoc.ui.auth import require
-from chatdoc.ui.common import client_addr, logout_form, notice, private, safe_handler, service
-from chatdoc.ui.text import dump, escape_html, fmt_time, get
+from chatdoc.ui.common import client_addr, logout_form, notice, private, safe_handler
+from chatdoc.ui.text import escape_html, fmt_time
+
+if TYPE_CHECKING:
+    from chatdoc.memory import SessionMeta
 
 ROLE = "staff"
-STATUSES = ["consent", "history", "advice", "escalated", "closed"]
-TRIAGE = ["emergency", "urgent", "routine", "self_care", "unknown"]
 ANY = "any"
 
 
 def tag(level: str | None) -> str:
-    lvl = level if level in TRIAGE else "unknown"
+    lvl = level if level in LEVELS else "unknown"
     return f'<span class="cd-tag {lvl}">{escape_html(lvl.replace("_", " "))}</span>'
 
 
-def list_html(items) -> str:
+def list_html(items: list[SessionMeta]) -> str:
     if not items:
         return '<p id="consult-empty">No consultations match.</p>'
     rows = []
     for m in items:
-        sid = get(m, "id") or ""
         rows.append(
             "<tr>"
-            f"<td>{tag(get(m, 'triage_level'))}{' &#9873;' if get(m, 'flagged') else ''}</td>"
-            f"<td>{escape_html(get(m, 'status'))}</td>"
-            f"<td>{escape_html(fmt_time(get(m, 'updated_at')))}</td>"
-            f"<td>{escape_html(get(m, 'title') or '')}</td>"
-            f"<td>{'&#10003; ' + escape_html(get(m, 'approved_by')) if get(m, 'approved_by') else ''}</td>"
-            f"<td><code>{escape_html(sid[:10])}</code></td>"
+            f"<td>{tag(m.triage_level)}{' &#9873;' if m.flagged else ''}</td>"
+            f"<td>{escape_html(m.status)}</td>"
+            f"<td>{escape_html(fmt_time(m.updated_at))}</td>"
+            f"<td>{escape_html(m.title)}</td>"
+            f"<td>{'&#10003; ' + escape_html(m.approved_by) if m.approved_by else ''}</td>"
+            f"<td><code>{escape_html(m.id[:10])}</code></td>"
             "</tr>"
         )
     return (
@@ -50,25 +51,19 @@ def list_html(items) -> str:
     )
 
 
-def _choice_label(m) -> str:
-    title = get(m, "title") or "(no complaint yet)"
-    return f"[{get(m, 'triage_level')}] {fmt_time(get(m, 'updated_at'))} · {title} · {str(get(m, 'id'))[:8]}"
+def _choice_label(m: SessionMeta) -> str:
+    title = m.title or "(no complaint yet)"
+    return f"[{m.triage_level}] {fmt_time(m.updated_at)} · {title} · {m.id[:8]}"
 
 
-def transcript_html(view) -> str:
-    turns = get(view, "transcript") or get(view, "messages") or get(view, "turns") or []
+def transcript_html(view: ConsultationView) -> str:
     parts = []
-    for t in turns:
-        if isinstance(t, (list, tuple)) and len(t) == 2:
-            role, text = t
-        else:
-            role = get(t, "role") or get(t, "speaker") or ""
-            text = get(t, "text") or get(t, "content") or ""
-        patient = str(role).lower() in ("patient", "user", "human")
+    for t in view.transcript:
+        patient = t["role"] == "patient"
         who = "Patient" if patient else "Assistant"
         parts.append(
             f'<div class="cd-turn {"patient" if patient else "assistant"}"><span class="who">{who}:</span>'
-            f'<span class="cd-pre">{escape_html(text)}</span></div>'
+            f'<span class="cd-pre">{escape_html(t["text"])}</span></div>'
         )
     if not parts:
         parts.append("<p>No messages yet.</p>")
@@ -87,10 +82,8 @@ def _fmt_value(v) -> str:
     return f'<span class="cd-pre">{escape_html(v)}</span>'
 
 
-def structured_html(summary) -> str:
-    st = dump(get(summary, "structured") or {})
-    if not isinstance(st, dict):
-        st = {"summary": st}
+def structured_html(summary: Summary) -> str:
+    st = summary.structured
     flags = st.get("red_flags") or []
     flag_html = ""
     if flags:
@@ -115,21 +108,20 @@ def structured_html(summary) -> str:
         if k != "red_flags"
     )
     triage = st.get("triage_level")
-    approved = get(summary, "approved_by")
     appr = (
-        f'<p id="approval" class="cd-notice ok">Approved by <b>{escape_html(approved)}</b> at '
-        f"{escape_html(fmt_time(get(summary, 'approved_at')))}</p>"
-        if approved
+        f'<p id="approval" class="cd-notice ok">Approved by <b>{escape_html(summary.approved_by)}</b> at '
+        f"{escape_html(fmt_time(summary.approved_at))}</p>"
+        if summary.approved_by
         else '<p id="approval" class="cd-notice warn">Not approved yet.</p>'
     )
-    edited = " (edited)" if get(summary, "edited") else ""
+    edited = " (edited)" if summary.edited else ""
     return (
         f'<div id="structured-summary"><h4>Structured summary{edited} {tag(triage) if triage else ""}</h4>'
         f'{appr}{flag_html}<table class="cd-table">{rows}</table></div>'
     )
 
 
-def build_staff(settings=None, exports=None, auth=None) -> gr.Blocks:
+def build_staff(service: Consultations, settings=None, exports=None, auth=None) -> gr.Blocks:
     """``exports`` (:class:`~chatdoc.ui.exports.ExportStore`) holds downloads; ``auth`` gives the log-out token."""
     with gr.Blocks(title="chatdoc — staff", analytics_enabled=False) as demo:
         current = gr.State("")
@@ -137,8 +129,8 @@ def build_staff(settings=None, exports=None, auth=None) -> gr.Blocks:
             gr.HTML('<h2 style="margin:0">Consultations</h2>')
             who = gr.HTML(elem_id="staff-user")
         with gr.Row():
-            f_status = gr.Dropdown([ANY] + STATUSES, value=ANY, label="Status", elem_id="filter-status")
-            f_triage = gr.Dropdown([ANY] + TRIAGE, value=ANY, label="Triage", elem_id="filter-triage")
+            f_status = gr.Dropdown([ANY, *PHASES], value=ANY, label="Status", elem_id="filter-status")
+            f_triage = gr.Dropdown([ANY, *LEVELS], value=ANY, label="Triage", elem_id="filter-triage")
             refresh = gr.Button("Refresh", elem_id="refresh-btn", scale=0)
         table = gr.HTML(elem_id="consult-list")
         pick = gr.Dropdown(choices=[], label="Open a consultation", elem_id="consult-pick", interactive=True)
@@ -177,8 +169,8 @@ def build_staff(settings=None, exports=None, auth=None) -> gr.Blocks:
 
         def _list_outputs(status, triage, keep: str = ""):
             st, tr = _filters(status, triage)
-            items = service().list_consultations(status=st, triage=tr, limit=200)
-            choices = [(_choice_label(m), get(m, "id")) for m in items]
+            items = service.list_consultations(status=st, triage=tr, limit=200)
+            choices = [(_choice_label(m), m.id) for m in items]
             ids = {c[1] for c in choices}
             return {
                 table: list_html(items),
@@ -209,15 +201,14 @@ def build_staff(settings=None, exports=None, auth=None) -> gr.Blocks:
         detail_outputs = [current, detail, transcript, structured, summary_text, note, export_file, confirm_box]
 
         def _detail(sid: str):
-            svc = service()
-            view = svc.get_state(sid)
-            summ = svc.summarize(sid)
+            view = service.get_state(sid)
+            summ = service.summarize(sid)
             return {
                 current: sid,
                 detail: gr.update(visible=True),
                 transcript: transcript_html(view),
                 structured: structured_html(summ),
-                summary_text: get(summ, "text") or "",
+                summary_text: summ.text,
                 export_file: gr.update(value="", visible=False),
                 confirm_box: gr.update(visible=False),
                 note: "",
@@ -243,7 +234,7 @@ def build_staff(settings=None, exports=None, auth=None) -> gr.Blocks:
                 return _err("Open a consultation first.")
             if not (text or "").strip():
                 return _err("The summary is empty; nothing was saved.")
-            summ = service().update_summary(sid, text, user)
+            summ = service.update_summary(sid, text, user)
             audit("edit_summary", user=user, address=client_addr(request), session_id=sid)
             return {structured: structured_html(summ), note: notice("Summary saved.", "ok", "staff-ok")}
 
@@ -254,11 +245,10 @@ def build_staff(settings=None, exports=None, auth=None) -> gr.Blocks:
             user = require(request, ROLE)
             if not sid:
                 return _err("Open a consultation first.")
-            svc = service()
-            summ = svc.summarize(sid)
-            if (text or "").strip() and text.strip() != (get(summ, "text") or "").strip():
-                svc.update_summary(sid, text, user)
-            summ = svc.approve_summary(sid, user)
+            summ = service.summarize(sid)
+            if (text or "").strip() and text.strip() != summ.text.strip():
+                service.update_summary(sid, text, user)
+            summ = service.approve_summary(sid, user)
             audit("approve", user=user, address=client_addr(request), session_id=sid)
             out = _list_outputs(status, triage, keep=sid)
             out[structured] = structured_html(summ)
@@ -275,9 +265,7 @@ def build_staff(settings=None, exports=None, auth=None) -> gr.Blocks:
                 user = require(request, ROLE)
                 if not sid:
                     return _err("Open a consultation first.")
-                data = service().export_consultation(sid, fmt)
-                if not isinstance(data, str):
-                    data = json.dumps(dump(data), indent=2, ensure_ascii=False)
+                data = service.export_consultation(sid, fmt)
                 ext = "json" if fmt == "json" else "md"
                 media = "application/json" if fmt == "json" else "text/markdown; charset=utf-8"
                 name = f"consultation-{sid[:12]}.{ext}"
@@ -305,7 +293,7 @@ def build_staff(settings=None, exports=None, auth=None) -> gr.Blocks:
             user = require(request, ROLE)
             if not sid:
                 return _err("Open a consultation first.")
-            n = service().delete_consultation(sid)
+            n = service.delete_consultation(sid)
             audit("erase", user=user, address=client_addr(request), session_id=sid, items=n)
             out = _list_outputs(status, triage)
             out.update(

@@ -22,11 +22,6 @@ def escape_html(text: object) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
-def escape_markdown(text: str) -> str:
-    """Backslash-escape Markdown control characters (including the LaTeX ``$``)."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
-
-
 def escape_chat(text: object) -> str:
     """Text safe for a Markdown+HTML rendering component: shown literally, nothing interpreted.
 
@@ -71,23 +66,3 @@ def fmt_time(ts: float | None) -> str:
     if not ts:
         return "—"
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(float(ts)))
-
-
-def get(obj: object, name: str, default=None):
-    """Attribute or key access (service models are pydantic; dicts are accepted too)."""
-    if obj is None:
-        return default
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def dump(obj: object):
-    """A JSON-able dict/list for any pydantic model, dict or list of them."""
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json")
-    if isinstance(obj, dict):
-        return {k: dump(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [dump(v) for v in obj]
-    return obj

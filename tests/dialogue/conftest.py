@@ -1,5 +1,5 @@
-"""Dialogue tests: real Redis (chatdoc_redis_env), real redaction and safety; template wording unless a
-test asks for the real model (``model_wording`` fixture)."""
+"""Dialogue tests through the service: real Redis (chatdoc_redis_env), real redaction and safety, template
+wording. Tests of the graph alone (test_graph.py) and of extraction (test_extract.py) need none of these."""
 
 import pytest
 
@@ -11,7 +11,7 @@ def svc(chatdoc_redis_env, monkeypatch):
     monkeypatch.setenv("CHATDOC_DIALOGUE_USE_MODEL_WORDING", "false")
     monkeypatch.setenv("CHATDOC_DIALOGUE_MAX_QUESTIONS", "10")
     get_settings.cache_clear()
-    from chatdoc import service
+    from chatdoc.service import build_service
 
-    yield service
+    yield build_service()
     get_settings.cache_clear()

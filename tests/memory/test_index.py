@@ -150,7 +150,7 @@ def test_concurrent_upserts_keep_sorted_sets_consistent(index, redis_client, red
 
     import redis as _redis
 
-    from chatdoc.memory.index import TRIAGE_LEVELS
+    from chatdoc.domain import LEVELS as TRIAGE_LEVELS
 
     sid = new_session_id()
     index.upsert(sid)

@@ -33,6 +33,8 @@ def test_custom_rules_file(tmp_path):
 
 @pytest.mark.parametrize("mutate, needle", [
     (lambda d: d["rules"][0].update(level="soon"), "rule 'cp'"),
+    (lambda d: d["rules"][0].update(level="unknown"), "level must be one of emergency, urgent, routine, self_care"),
+    (lambda d: d.update(default_level="unknown"), "default_level"),
     (lambda d: d["rules"][0]["triggers"][0].update(any=["nope"]), "unknown concept 'nope'"),
     (lambda d: d["rules"][0].pop("source"), "rule 'cp'"),
     (lambda d: d["concepts"]["chest_pain"].update(patterns=["chest (pain"]), "concept 'chest_pain'"),

@@ -129,3 +129,21 @@ def test_headache_with_raised_pressure_features_is_urgent_plain_headache_is_not(
     assert assess(["I keep getting headaches in the morning"]).level == "urgent"
     assert assess(["my headache wakes me up at night"]).level == "urgent"
     assert assess(["I have a mild headache after a long day at work"]).level == "self_care"
+
+
+def test_latest_crisis_is_the_latest_turn_alone():
+    r = assess(["I want to end my life", "ok, I'm safe now"])
+    assert r.crisis and not r.latest_crisis  # the record holds a crisis; the latest turn is not a new one
+    assert assess(["I have a headache", "I want to end my life"]).latest_crisis
+    assert assess(["I want to end my life"], {"age_years": 30}).latest_crisis
+    assert not assess([]).latest_crisis
+
+
+def test_red_flags_are_the_domain_shape_most_urgent_first():
+    from chatdoc.safety import red_flags
+
+    r = assess(["worst headache of my life, it came on suddenly", "I have a fever and a stiff neck"])
+    flags = red_flags(r)
+    assert [f["id"] for f in flags] == r.rule_ids and flags[0]["level"] == "emergency"
+    assert all(set(f) == {"id", "title", "level", "evidence"} for f in flags)
+

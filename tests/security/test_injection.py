@@ -66,9 +66,9 @@ def svc(chatdoc_redis_env, monkeypatch):
 
     monkeypatch.setenv("CHATDOC_DIALOGUE_USE_MODEL_WORDING", "false")
     get_settings.cache_clear()
-    from chatdoc import service
+    from chatdoc.service import build_service
 
-    yield service
+    yield build_service()
     get_settings.cache_clear()
 
 

@@ -38,10 +38,10 @@ def service(server, monkeypatch):
     monkeypatch.setenv("CHATDOC_DIALOGUE_USE_MODEL_WORDING", "false")
     get_settings.cache_clear()
     reset_connection()
-    from chatdoc import service as svc
+    from chatdoc.service import build_service
 
     try:
-        yield svc
+        yield build_service()
     finally:
         reset_connection()
         monkeypatch.delenv("CHATDOC_REDIS_URL")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatdoc.ui.harness import login
+from chatdoc.tools.harness import login
 from tests.ui.conftest import RESEARCHER, STAFF, shot
 
 pytestmark = pytest.mark.slow

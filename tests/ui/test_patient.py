@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatdoc.ui.harness import consent, open_patient, send_timed
+from chatdoc.tools.harness import consent, open_patient, send_timed
 from tests.ui.conftest import shot
 
 pytestmark = pytest.mark.slow

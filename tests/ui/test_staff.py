@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from chatdoc.ui.harness import consent, login, open_patient, send_timed
+from chatdoc.tools.harness import consent, login, open_patient, send_timed
 from tests.ui.conftest import RESEARCHER, STAFF, shot
 
 pytestmark = pytest.mark.slow
