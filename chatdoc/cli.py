@@ -54,15 +54,22 @@ eval_app.command("summary")(evaluate.eval_summary)
 app.add_typer(eval_app, name="eval")
 bench_app.command("generate")(model.bench_generate)
 bench_app.command("run")(evaluate.bench_run)
+bench_app.command("dialogue")(evaluate.bench_dialogue)
+bench_app.command("ui")(evaluate.bench_ui)
 app.add_typer(bench_app, name="bench")
 
 
 def main() -> None:
+    from chatdoc.memory import EmbeddedRedisError, StorageUnavailable
+
     try:
-        app()
+        app(standalone_mode=True)
     except ConfigError as e:
         typer.echo(f"chatdoc: {e}", err=True)
         sys.exit(2)
+    except (EmbeddedRedisError, StorageUnavailable) as e:  # storage could not start / be reached: one line
+        typer.echo(f"chatdoc: storage unavailable: {e}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

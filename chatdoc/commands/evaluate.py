@@ -5,6 +5,8 @@ Evaluation drives the real path: ``chatdoc.service`` (graph, model, Redis). See 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from chatdoc.commands._util import emit, fail, service, service_errors
@@ -165,3 +167,35 @@ def bench_run(
     for x in res["concurrency"]:
         typer.echo(f"  {x['users']} users: {x['turns_per_s']} turns/s, p95 {x['turn_p95_s']}s")
     typer.echo(f"peak RSS {res['peak_rss_mb']} MB; written: {p}{'' if png is None else ', ' + str(png)}")
+
+
+def bench_dialogue(
+    model: bool = typer.Option(False, "--model", help="Also time turns with model wording (loads the model)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Per-turn time of scripted consultations through the service: graph, redaction, safety, Redis (+ model)."""
+    from chatdoc.tools.bench.dialogue import bench, format_text
+
+    with service_errors():
+        res = bench(model)
+    if as_json:
+        emit(res, True)
+        return
+    typer.echo(format_text(res))
+
+
+def bench_ui(
+    turns: int = typer.Option(10, "--turns", min=1, max=30, help="Patient turns per consultation."),
+    model_wording: bool = typer.Option(True, "--model-wording/--no-model-wording"),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1, max=512),
+    warmup: int = typer.Option(1, "--warmup", min=0, max=5, help="Consultations run before timing."),
+    out: Path = typer.Option(Path("artifacts/ui-bench.json"), "--out", help="Where the JSON result is written."),
+) -> None:
+    """Time to first token and full reply in a real browser against a real app (needs the test install:
+    Playwright and Debian chromium)."""
+    try:
+        from chatdoc.tools.bench.ui import run
+    except ModuleNotFoundError as e:
+        fail(f"{e.name} is missing: install the test extras (bash scripts/install.sh --test)")
+    res = run(turns, model_wording, max_new_tokens, out, warmup)
+    emit(res, True)

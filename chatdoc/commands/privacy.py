@@ -25,11 +25,23 @@ def redact(
 
 
 def eval_pii(
-    jsonl: Path = typer.Option(..., "--jsonl", help="Dev set: JSON lines with text, spans, keep."),
+    jsonl: Path = typer.Option(None, "--jsonl", help="Dev set: JSON lines with text, spans, keep."),
     as_json: bool = typer.Option(False, "--json"),
     examples: int = typer.Option(0, "--examples", min=0, help="Also list up to N misses / clobbered keeps."),
+    build_devset: bool = typer.Option(False, "--build-devset", help="(Re)build the synthetic dev set and exit."),
+    out: Path = typer.Option(None, "--out", help="With --build-devset: where to write it (default: the shipped file)."),
+    seed: int = typer.Option(20240611, "--seed", help="With --build-devset: random seed."),
 ) -> None:
     """Per-type precision/recall/F2, identifier recall, clinical retention and latency of redaction."""
+    if build_devset:
+        from chatdoc.tools.eval import pii_devset
+
+        target = out or pii_devset.OUT
+        n = pii_devset.write(target, seed)
+        typer.echo(f"wrote {n} examples to {target}")
+        return
+    if jsonl is None:
+        fail("give the dev set with --jsonl FILE (or build one with --build-devset)")
     from chatdoc.tools.eval.pii import EvalDataError, load_jsonl, score
 
     try:

@@ -35,7 +35,7 @@ def auth_app(tmp_path_factory, redis_url):
         "CHATDOC_SECURITY_ALLOWED_ORIGINS": json.dumps(["https://portal.example.org"]),
         "CHATDOC_SECURITY_LOGIN_MAX_FAILURES": "5",
         "CHATDOC_SECURITY_LOGIN_BACKOFF_SECONDS": "30",
-        "CHATDOC_SECURITY_SESSION_IDLE_MINUTES": "0.1",  # 6 s
+        "CHATDOC_SECURITY_SESSION_IDLE_MINUTES": "0.25",  # 15 s (long enough for a loaded CI box)
     }
     app = AppProcess(env=env, log_path=REPO_ROOT / "artifacts" / "security-auth-app.log", warm=False)
     app.start()
