@@ -40,23 +40,30 @@ def ui_adapters_dir(tmp_path_factory, backend):
     return d
 
 
+def app_env(redis_url: str, data_dir: Path, *extra_users: tuple[str, str, str, int]) -> dict[str, str]:
+    """Environment of a test app: the test Redis, its own data dir, the staff and researcher logins (bcrypt cost 4)
+    plus ``extra_users`` given as (name, password, role, bcrypt cost)."""
+    from chatdoc.ui.auth import hash_password
+
+    users = [(*STAFF, "staff", 4), (*RESEARCHER, "researcher", 4), *extra_users]
+    return {
+        "CHATDOC_REDIS_URL": redis_url,
+        "CHATDOC_DATA_DIR": str(data_dir),
+        "CHATDOC_UI_USERS": json.dumps([{"username": u, "password_hash": hash_password(p, rounds=r), "role": role}
+                                        for u, p, role, r in users]),
+    }
+
+
 @pytest.fixture(scope="session")
 def ui_app(tmp_path_factory, redis_url, ui_adapters_dir):
     import redis
 
-    from chatdoc.ui.auth import hash_password
     from chatdoc.tools.harness import AppProcess
 
     redis.Redis.from_url(redis_url).flushdb()
-    users = [
-        {"username": STAFF[0], "password_hash": hash_password(STAFF[1], rounds=4), "role": "staff"},
-        {"username": RESEARCHER[0], "password_hash": hash_password(RESEARCHER[1], rounds=4), "role": "researcher"},
-    ]
     data = tmp_path_factory.mktemp("ui-data")
     env = {
-        "CHATDOC_REDIS_URL": redis_url,
-        "CHATDOC_DATA_DIR": str(data),
-        "CHATDOC_UI_USERS": json.dumps(users),
+        **app_env(redis_url, data),
         "CHATDOC_ADAPTERS_DIR": str(ui_adapters_dir),
         "CHATDOC_GENERATION_MAX_NEW_TOKENS": os.environ.get("CHATDOC_UI_TEST_MAX_NEW_TOKENS", "24"),
         "CHATDOC_UI_CONCURRENCY_LIMIT": "2",

@@ -56,3 +56,15 @@ def chatdoc_redis_env(monkeypatch, redis_client, redis_url):
         reset_connection()
         monkeypatch.delenv("CHATDOC_REDIS_URL", raising=False)
         get_settings.cache_clear()
+
+
+@pytest.fixture
+def svc(chatdoc_redis_env, monkeypatch):
+    """A fresh ``Consultations`` on the test Redis with template wording (no model needed)."""
+    from chatdoc.config import get_settings
+    from chatdoc.service import build_service
+
+    monkeypatch.setenv("CHATDOC_DIALOGUE_USE_MODEL_WORDING", "false")
+    get_settings.cache_clear()
+    yield build_service()
+    get_settings.cache_clear()

@@ -9,17 +9,6 @@ from dataclasses import dataclass
 import pytest
 
 
-@pytest.fixture
-def svc(chatdoc_redis_env, monkeypatch):
-    from chatdoc.config import get_settings
-    from chatdoc.service import build_service
-
-    monkeypatch.setenv("CHATDOC_DIALOGUE_USE_MODEL_WORDING", "false")
-    get_settings.cache_clear()
-    yield build_service()
-    get_settings.cache_clear()
-
-
 def test_models_and_errors(svc):
     from chatdoc.service import PersonaInfo, ServiceError, SessionStart, TurnReply
 

@@ -5,13 +5,10 @@ import pytest
 
 
 @pytest.fixture
-def svc(chatdoc_redis_env, monkeypatch):
+def svc(svc, monkeypatch):
+    """The shared template-wording service (tests/fixtures_redis.py), with at most 10 questions."""
     from chatdoc.config import get_settings
 
-    monkeypatch.setenv("CHATDOC_DIALOGUE_USE_MODEL_WORDING", "false")
     monkeypatch.setenv("CHATDOC_DIALOGUE_MAX_QUESTIONS", "10")
     get_settings.cache_clear()
-    from chatdoc.service import build_service
-
-    yield build_service()
-    get_settings.cache_clear()
+    return svc

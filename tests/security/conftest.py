@@ -10,26 +10,18 @@ import httpx
 import pytest
 
 from chatdoc.config import REPO_ROOT
-from tests.fixtures_app import RESEARCHER, STAFF
 
 SLOW_USER = ("sally.slow", "slow-pass-789")  # a cost-12 bcrypt hash, like a real deployment's
 
 
 @pytest.fixture(scope="session")
 def auth_app(tmp_path_factory, redis_url):
-    from chatdoc.ui.auth import hash_password
     from chatdoc.tools.harness import AppProcess
+    from tests.fixtures_app import app_env
 
-    users = [
-        {"username": STAFF[0], "password_hash": hash_password(STAFF[1], rounds=4), "role": "staff"},
-        {"username": RESEARCHER[0], "password_hash": hash_password(RESEARCHER[1], rounds=4), "role": "researcher"},
-        {"username": SLOW_USER[0], "password_hash": hash_password(SLOW_USER[1], rounds=12), "role": "staff"},
-    ]
     data = tmp_path_factory.mktemp("auth-app-data")
     env = {
-        "CHATDOC_REDIS_URL": redis_url,
-        "CHATDOC_DATA_DIR": str(data),
-        "CHATDOC_UI_USERS": json.dumps(users),
+        **app_env(redis_url, data, (*SLOW_USER, "staff", 12)),
         "CHATDOC_SECURITY_TRUST_PROXY_HEADERS": "true",  # tests play several client addresses
         "CHATDOC_SECURITY_ALLOWED_HOSTS": json.dumps(["127.0.0.1", "clinic.example.org"]),
         "CHATDOC_SECURITY_ALLOWED_ORIGINS": json.dumps(["https://portal.example.org"]),

@@ -60,17 +60,6 @@ IDS = ["ignore+doctor", "dr-name-heading", "system-html", "fence-setext-quote", 
 DRUGS = sorted({d for _, ds in INJECTIONS for d in ds})
 
 
-@pytest.fixture
-def svc(chatdoc_redis_env, monkeypatch):
-    from chatdoc.config import get_settings
-
-    monkeypatch.setenv("CHATDOC_DIALOGUE_USE_MODEL_WORDING", "false")
-    get_settings.cache_clear()
-    from chatdoc.service import build_service
-
-    yield build_service()
-    get_settings.cache_clear()
-
 
 def _consult(svc, msgs):
     sid = svc.start_consultation().session_id

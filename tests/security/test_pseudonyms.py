@@ -47,17 +47,6 @@ def brute_force_dob(salt_hex: str, digests: set[str], key: bytes | None) -> set[
     return found
 
 
-@pytest.fixture
-def svc(chatdoc_redis_env, monkeypatch):
-    from chatdoc.config import get_settings
-
-    monkeypatch.setenv("CHATDOC_DIALOGUE_USE_MODEL_WORDING", "false")
-    get_settings.cache_clear()
-    from chatdoc.service import build_service
-
-    yield build_service()
-    get_settings.cache_clear()
-
 
 def test_a_redis_dump_does_not_give_back_the_date_of_birth(svc, chatdoc_redis_env):
     from chatdoc.config import get_settings
