@@ -52,7 +52,9 @@ class ModelSettings(_Section):
     # that loop's one-token steps on nf4 weights: our AVX2 4-bit kernel (llm/nf4_kernel.py, compiled with gcc
     # into <cache_dir>/../kernels on first use) or fbgemm fp16
     nf4_kernel: bool = True
-    backend: Literal["transformers"] = "transformers"
+    # transformers (+ bitsandbytes + peft; GPU, training, reference) or llamacpp (the GGUF in-process via
+    # llama-cpp-python, PEFT adapters converted to GGUF LoRA: llm/llamacpp.py); CHATDOC_MODEL_BACKEND
+    backend: Literal["transformers", "llamacpp"] = "transformers"
 
 
 class GenerationSettings(_Section):

@@ -499,7 +499,10 @@ def get_backend(settings: Settings | None = None) -> Backend:
             s = settings or get_settings()
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            _backend = BACKENDS[s.model.backend](s)
+            factory = BACKENDS.get(s.model.backend)
+            if factory is None:
+                raise ValueError(f"model.backend {s.model.backend!r} is not one of {sorted(BACKENDS)}")
+            _backend = factory(s)
         return _backend
 
 

@@ -3,8 +3,9 @@
 Gradio's own ``auth=`` keeps tokens forever, runs the password check on the event loop, sets a
 ``SameSite=None`` cookie and logs out with a GET; so chatdoc does log-in itself (``/auth/login``,
 ``/auth/logout`` in :mod:`chatdoc.ui.server`) and hands Gradio an ``auth_dependency`` that reads the
-session cookie. Sessions expire when idle and at an absolute lifetime (``security.session_*``).
-Failed log-ins back off exponentially per user name and per client address (``security.login_*``).
+session cookie. Sessions live in Redis (shared by every replica) and expire when idle and at an absolute
+lifetime (``security.session_*``). Failed log-ins back off exponentially per user name and per client
+address (``security.login_*``), counted in Redis too, so across replicas.
 Every attempt is written to the audit log (user, address, result; never the password).
 
 This module holds no Gradio import, so it is cheap to test.
@@ -12,10 +13,13 @@ This module holds no Gradio import, so it is cheap to test.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import math
 import secrets
-import threading
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from chatdoc.log import audit
@@ -75,130 +79,171 @@ def verify(username: str, password: str) -> str | None:
     return user.role if ok and user is not None else None
 
 
-# ---------------------------------------------------------------------------------------------- throttling
-@dataclass
-class _Failures:
-    count: int = 0
-    last: float = 0.0
+# ---------------------------------------------------------------------------------------------- shared state
+# Sessions and throttling counters live in Redis (the store every replica already shares), so a staff user
+# logged in on one replica is logged in on all, and an attacker's failures count across replicas. Keys hold
+# SHA-256 digests of tokens, user names and addresses, never the values; every key has a TTL.
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class AuthUnavailable(RuntimeError):
+    """The shared store (Redis) cannot be reached: no log-in can be checked or kept."""
 
 
 class LoginThrottle:
-    """Exponential back-off per user name and per client address, in this process's memory.
+    """Exponential back-off per user name and per client address.
 
     After ``max_failures`` failures for a key, further attempts are refused (without a password check)
     for ``backoff * 2**(failures - max_failures)`` seconds, capped at ``backoff_max``; a success clears
     the user name's counter; counters are forgotten ``backoff_max`` after their last failure.
-    (Several app replicas each keep their own counters: an attacker gets at most N times the budget.)
     """
 
-    def __init__(self, max_failures: int, backoff: float, backoff_max: float):
+    def __init__(self, redis_fn: Callable[[], object], prefix: str, max_failures: int, backoff: float,
+                 backoff_max: float):
+        self.r, self.prefix = redis_fn, prefix
         self.max_failures, self.backoff, self.backoff_max = max_failures, backoff, backoff_max
-        self._f: dict[str, _Failures] = {}
-        self._lock = threading.Lock()
 
-    def _wait(self, key: str, now: float) -> float:
-        f = self._f.get(key)
-        if f is None:
+    def _key(self, kind: str, value: str) -> str:
+        return f"{self.prefix}:auth:fail:{kind}:{_digest(value)}"
+
+    def _wait(self, raw: dict, now: float) -> float:
+        count, last = int(raw.get(b"count", 0)), float(raw.get(b"last", 0))
+        if count < self.max_failures:
             return 0.0
-        if now - f.last > self.backoff_max:
-            del self._f[key]
-            return 0.0
-        if f.count < self.max_failures:
-            return 0.0
-        lock = min(self.backoff * 2 ** (f.count - self.max_failures), self.backoff_max)
-        return max(0.0, f.last + lock - now)
+        lock = min(self.backoff * 2 ** (count - self.max_failures), self.backoff_max)
+        return max(0.0, last + lock - now)
 
     def retry_after(self, user: str, address: str) -> float:
         """Seconds until ``user`` may try again from ``address`` (0 = now)."""
         now = time.time()
-        with self._lock:
-            return max(self._wait("u:" + user.casefold(), now), self._wait("a:" + address, now))
+        with _store_errors():
+            pipe = self.r().pipeline()
+            pipe.hgetall(self._key("u", user.casefold()))
+            pipe.hgetall(self._key("a", address))
+            u, a = pipe.execute()
+        return max(self._wait(u, now), self._wait(a, now))
 
     def record(self, user: str, address: str, ok: bool) -> None:
-        now = time.time()
-        with self._lock:
+        with _store_errors():
+            r = self.r()
             if ok:
-                self._f.pop("u:" + user.casefold(), None)
+                r.delete(self._key("u", user.casefold()))
                 return
-            for key in ("u:" + user.casefold(), "a:" + address):
-                f = self._f.setdefault(key, _Failures())
-                f.count += 1
-                f.last = now
+            pipe = r.pipeline()
+            for key in (self._key("u", user.casefold()), self._key("a", address)):
+                pipe.hincrby(key, "count", 1)
+                pipe.hset(key, "last", repr(time.time()))
+                pipe.expire(key, max(1, math.ceil(self.backoff_max)))
+            pipe.execute()
 
 
-# ---------------------------------------------------------------------------------------------- sessions
 @dataclass
 class Session:
     user: str
     role: str
     csrf: str
     created: float = field(default_factory=time.time)
-    seen: float = field(default_factory=time.time)
 
 
 class SessionStore:
-    """Opaque random tokens -> sessions, with idle and absolute expiry. In memory: a restart logs staff out."""
+    """Opaque random tokens -> sessions, with idle (Redis TTL, renewed on use) and absolute expiry."""
 
-    def __init__(self, idle_s: float, max_s: float):
-        self.idle_s, self.max_s = idle_s, max_s
-        self._s: dict[str, Session] = {}
-        self._lock = threading.Lock()
+    def __init__(self, redis_fn: Callable[[], object], prefix: str, idle_s: float, max_s: float):
+        self.r, self.prefix, self.idle_s, self.max_s = redis_fn, prefix, idle_s, max_s
+
+    def _key(self, token: str) -> str:
+        return f"{self.prefix}:auth:session:{_digest(token)}"
 
     def create(self, user: str, role: str) -> tuple[str, Session]:
         token = secrets.token_urlsafe(32)
         sess = Session(user=user, role=role, csrf=secrets.token_urlsafe(24))
-        with self._lock:
-            self._s[token] = sess
+        with _store_errors():
+            pipe = self.r().pipeline()
+            pipe.hset(self._key(token), mapping={"user": user, "role": role, "csrf": sess.csrf,
+                                                 "created": repr(sess.created)})
+            pipe.pexpire(self._key(token), max(1, int(self.idle_s * 1000)))
+            pipe.execute()
         return token, sess
 
     def get(self, token: str | None, touch: bool = True) -> Session | None:
-        if not token:
+        if not token or len(token) > 200:
             return None
-        now = time.time()
-        with self._lock:
-            sess = self._s.get(token)
-            if sess is None:
+        key = self._key(token)
+        with _store_errors():
+            raw = self.r().hgetall(key)
+            if not raw:
                 return None
-            if now - sess.seen > self.idle_s or now - sess.created > self.max_s or role_of(sess.user) != sess.role:
-                del self._s[token]
+            sess = Session(user=raw[b"user"].decode(), role=raw[b"role"].decode(), csrf=raw[b"csrf"].decode(),
+                           created=float(raw[b"created"]))
+            if time.time() - sess.created > self.max_s or role_of(sess.user) != sess.role:
+                self.r().delete(key)
                 return None
             if touch:
-                sess.seen = now
-            return sess
+                self.r().pexpire(key, max(1, int(self.idle_s * 1000)))
+        return sess
 
-    def delete(self, token: str | None) -> Session | None:
-        with self._lock:
-            return self._s.pop(token, None) if token else None
+    def delete(self, token: str | None) -> None:
+        if token:
+            with _store_errors():
+                self.r().delete(self._key(token))
+
+
+@contextmanager
+def _store_errors():
+    import redis
+
+    from chatdoc.memory import StorageUnavailable
+
+    try:
+        yield
+    except (redis.exceptions.RedisError, StorageUnavailable, OSError) as e:
+        raise AuthUnavailable(type(e).__name__) from None
 
 
 class Auth:
-    """The app's log-in state: one per app (built from settings)."""
+    """The app's log-in state, kept in the shared Redis (one per app, built from settings)."""
 
-    def __init__(self, settings=None):
-        sec = (settings or _settings()).security
-        self.sessions = SessionStore(sec.session_idle_minutes * 60, sec.session_max_hours * 3600)
-        self.throttle = LoginThrottle(sec.login_max_failures, sec.login_backoff_seconds, sec.login_backoff_max_seconds)
+    def __init__(self, settings=None, redis_fn: Callable[[], object] | None = None):
+        s = settings or _settings()
+        sec, prefix = s.security, s.redis.key_prefix
+        if redis_fn is None:
+            from chatdoc.memory import get_redis as redis_fn
+        self.sessions = SessionStore(redis_fn, prefix, sec.session_idle_minutes * 60, sec.session_max_hours * 3600)
+        self.throttle = LoginThrottle(redis_fn, prefix, sec.login_max_failures, sec.login_backoff_seconds,
+                                      sec.login_backoff_max_seconds)
 
     def login(self, username: str, password: str, address: str, view: str) -> tuple[str, str | Session | float]:
-        """Blocking (bcrypt): run it in a worker thread. Returns ("ok", (token, session)) ,
-        ("throttled", seconds) or ("denied", "")."""
+        """Blocking (bcrypt): run it in a worker thread. Returns ("ok", (token, session)),
+        ("throttled", seconds), ("denied", "") or ("unavailable", "") when the shared store is down."""
         username = (username or "").strip()[:200]
-        wait = self.throttle.retry_after(username, address)
-        if wait > 0:
-            audit("login", user=username, address=address, result="throttled", view=view)
-            return "throttled", wait
-        role = verify(username, password or "")
-        ok = role is not None and (view == "" or role == view)
-        self.throttle.record(username, address, ok)
-        if not ok:
-            audit("login", user=username, address=address, result="denied", view=view)
-            return "denied", ""
-        token, sess = self.sessions.create(username, role)
+        try:
+            wait = self.throttle.retry_after(username, address)
+            if wait > 0:
+                audit("login", user=username, address=address, result="throttled", view=view)
+                return "throttled", wait
+            role = verify(username, password or "")
+            ok = role is not None and (view == "" or role == view)
+            self.throttle.record(username, address, ok)
+            if not ok:
+                audit("login", user=username, address=address, result="denied", view=view)
+                return "denied", ""
+            token, sess = self.sessions.create(username, role)
+        except AuthUnavailable:
+            audit("login", user=username, address=address, result="unavailable", view=view)
+            return "unavailable", ""
         audit("login", user=username, address=address, result="ok", view=view, role=role)
         return "ok", (token, sess)
 
+    def session(self, token: str | None, touch: bool = True) -> Session | None:
+        """The valid session of ``token`` or None (also None when the shared store is down)."""
+        try:
+            return self.sessions.get(token, touch=touch)
+        except AuthUnavailable:
+            return None
+
     def user_for(self, token: str | None, role: str) -> str | None:
-        sess = self.sessions.get(token)
+        sess = self.session(token)
         return sess.user if sess is not None and sess.role == role else None
 
 

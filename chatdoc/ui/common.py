@@ -170,7 +170,7 @@ def logout_form(auth, request, view: str) -> str:
     from chatdoc.ui.text import escape_html
 
     raw = getattr(request, "request", None) or request  # gr.Request wraps the Starlette request
-    sess = auth.sessions.get(raw.cookies.get(COOKIE), touch=False) if auth is not None and raw is not None else None
+    sess = auth.session(raw.cookies.get(COOKIE), touch=False) if auth is not None and raw is not None else None
     if sess is None:
         return ""
     return (

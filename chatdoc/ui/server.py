@@ -27,7 +27,7 @@ from fastapi import Form, Request  # module level: the route signatures below ar
 from chatdoc.config import Settings, get_settings
 from chatdoc.log import audit, logger
 from chatdoc.ui import common  # sets the offline environment before gradio is imported
-from chatdoc.ui.auth import COOKIE, Auth
+from chatdoc.ui.auth import COOKIE, Auth, AuthUnavailable
 
 if TYPE_CHECKING:
     from chatdoc.service import Consultations
@@ -121,6 +121,9 @@ def build_app(settings: Settings | None = None, service: Consultations | None = 
             target += "/"  # the mounted views live under /staff/ and /lab/
         # bcrypt off the event loop: patients' turns and /healthz keep answering during a login storm
         result, value = await anyio.to_thread.run_sync(auth.login, username, password, address(request), view)
+        if result == "unavailable":
+            return HTMLResponse(login_html(target, "Log-in is unavailable right now (storage is down). Please try "
+                                                   "again in a moment."), status_code=503)
         if result == "throttled":
             wait = int(value) + 1
             return HTMLResponse(login_html(target, f"Too many failed log-ins. Try again in {wait} seconds."),
@@ -136,10 +139,13 @@ def build_app(settings: Settings | None = None, service: Consultations | None = 
     @app.post("/auth/logout")
     def logout(request: Request, csrf: str = Form(""), next: str = Form("/staff/")):
         token = request.cookies.get(COOKIE)
-        sess = auth.sessions.get(token, touch=False)
+        sess = auth.session(token, touch=False)
         if sess is None or not hmac.compare_digest(sess.csrf, csrf or ""):
             return JSONResponse({"detail": "Invalid or expired log-out request."}, status_code=403)
-        auth.sessions.delete(token)
+        try:
+            auth.sessions.delete(token)
+        except AuthUnavailable:
+            return JSONResponse({"detail": "Log-out is unavailable right now; please try again."}, status_code=503)
         audit("logout", user=sess.user, address=address(request))
         resp = RedirectResponse("/auth/login?next=" + same_site_url(next, "/staff/"), status_code=303)
         resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=https(request))

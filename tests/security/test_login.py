@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.fixtures_app import RESEARCHER, STAFF
-from tests.security.conftest import SLOW_USER, login_client
+from tests.security.conftest import SLOW_USER, csrf_token, login_client
 
 pytestmark = pytest.mark.slow
 
@@ -84,20 +84,6 @@ def test_session_cookie_flags_and_https(auth_app):
     assert "; secure" in r.headers["set-cookie"].lower()
 
 
-def _csrf(client: httpx.Client, view: str = "/staff/") -> str:
-    """The log-out form's CSRF token, as the page's on_load handler renders it."""
-    from tests.security.gradio_raw import GradioRaw
-
-    g = GradioRaw(str(client.base_url), view.rstrip("/"), client=client)
-    res = g.call(0, ["any", "any"] if view == "/staff/" else [])
-    text = g.outputs_text(res)
-    import re
-
-    m = re.search(r'name=\\"csrf\\" value=\\"([^\\"]+)\\"', text)
-    assert m, text[:500]
-    return m.group(1)
-
-
 def test_logout_is_a_post_with_csrf_and_ends_the_session(auth_app):
     c = login_client(auth_app.base, STAFF, **{"X-Forwarded-For": "192.0.2.30"})
     assert c.get("/staff/").status_code == 200
@@ -109,7 +95,7 @@ def test_logout_is_a_post_with_csrf_and_ends_the_session(auth_app):
     assert c.post("/auth/logout", data={"csrf": "", "next": "/staff/"}).status_code == 403
     assert c.post("/auth/logout", data={"csrf": "forged", "next": "/staff/"}).status_code == 403
     assert c.get("/staff/").status_code == 200
-    token = _csrf(c)
+    token = csrf_token(c)
     r = c.post("/auth/logout", data={"csrf": token, "next": "/staff/"})
     assert r.status_code == 303 and r.headers["location"].startswith("/auth/login")
     page = c.get("/staff/")

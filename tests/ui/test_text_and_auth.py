@@ -46,7 +46,7 @@ def test_validate_message_keeps_good_text():
     assert validate_message({"text": "hi", "files": []}, 10) == "hi"
 
 
-def test_password_hash_roundtrip_and_roles(monkeypatch):
+def test_password_hash_roundtrip_and_roles(monkeypatch, chatdoc_redis_env):
     from chatdoc.config import get_settings
     from chatdoc.ui.auth import Auth, check_password, hash_password, role_of
 
@@ -91,12 +91,12 @@ def test_cli_users_hash_reads_stdin():
     assert r.returncode != 0 and "Traceback" not in r.stderr and "empty" in r.stderr
 
 
-def test_throttle_backs_off_per_user_and_per_address(monkeypatch):
+def test_throttle_backs_off_per_user_and_per_address(redis_client, monkeypatch):
     import time
 
     from chatdoc.ui.auth import LoginThrottle
 
-    t = LoginThrottle(max_failures=3, backoff=10, backoff_max=60)
+    t = LoginThrottle(lambda: redis_client, "t1", max_failures=3, backoff=10, backoff_max=60)
     for _ in range(3):
         assert t.retry_after("ann", "1.1.1.1") == 0
         t.record("ann", "1.1.1.1", ok=False)
@@ -105,12 +105,17 @@ def test_throttle_backs_off_per_user_and_per_address(monkeypatch):
     assert t.retry_after("bob", "2.2.2.2") == 0
     t.record("ann", "1.1.1.1", ok=False)  # one more failure doubles the wait
     assert 19 < t.retry_after("ann", "3.3.3.3") <= 20
+    # a second throttle on the same Redis (another replica) sees the same counters
+    assert 19 < LoginThrottle(lambda: redis_client, "t1", 3, 10, 60).retry_after("ann", "4.4.4.4") <= 20
+    keys = [k.decode() for k in redis_client.scan_iter("t1:*")]
+    assert keys and not any("ann" in k or "1.1.1.1" in k for k in keys)  # digests, not names or addresses
+    assert all(0 < redis_client.ttl(k) <= 60 for k in keys)
     now = time.time()
     monkeypatch.setattr(time, "time", lambda: now + 25)
     assert t.retry_after("ann", "3.3.3.3") == 0
 
 
-def test_sessions_expire_when_idle_and_at_the_absolute_limit(monkeypatch):
+def test_sessions_expire_when_idle_and_at_the_absolute_limit(redis_client, monkeypatch):
     import time
 
     from chatdoc.ui.auth import SessionStore
@@ -120,16 +125,20 @@ def test_sessions_expire_when_idle_and_at_the_absolute_limit(monkeypatch):
 
     get_settings.cache_clear()
     try:
-        store = SessionStore(idle_s=10, max_s=30)
+        store = SessionStore(lambda: redis_client, "s1", idle_s=1.0, max_s=30)
+        token, sess = store.create("ann", "staff")
+        assert token not in str(list(redis_client.scan_iter("s1:*")))  # only a digest of the token is stored
+        for _ in range(3):  # used every 0.6 s: the idle limit never passes
+            time.sleep(0.6)
+            assert store.get(token).user == "ann"
+        time.sleep(1.2)
+        assert store.get(token) is None  # idle
         token, _ = store.create("ann", "staff")
-        t0 = time.time()
-        for dt in (8, 16, 24):  # touched every 8 s: idle never reached
-            monkeypatch.setattr(time, "time", lambda dt=dt: t0 + dt)
-            assert store.get(token) is not None
-        monkeypatch.setattr(time, "time", lambda: t0 + 31)
+        now = time.time()
+        monkeypatch.setattr(time, "time", lambda: now + 31)
         assert store.get(token) is None  # absolute lifetime
         token, _ = store.create("ann", "staff")
-        monkeypatch.setattr(time, "time", lambda: t0 + 31 + 11)
-        assert store.get(token) is None  # idle
+        store.delete(token)
+        assert store.get(token) is None
     finally:
         get_settings.cache_clear()
