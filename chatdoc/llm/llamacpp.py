@@ -21,7 +21,9 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
+import logging
 import os
 import threading
 import time
@@ -237,7 +239,8 @@ class LlamaCppBackend:
             except Exception as e:  # unreadable safetensors, bad JSON ...
                 raise adapter_files.AdapterError("malformed", f"adapter {name!r} could not be converted: {e}") from None
             t1 = time.perf_counter()
-            ptr = self.llama_cpp.llama_adapter_lora_init(self.llm.model, str(path).encode("utf-8"))
+            with _quiet_llama_log():  # "lora for ... cannot use buft CPU_REPACK, fallback to CPU", per tensor
+                ptr = self.llama_cpp.llama_adapter_lora_init(self.llm.model, str(path).encode("utf-8"))
             if not ptr:
                 raise adapter_files.AdapterError("malformed", f"adapter {name!r}: llama.cpp refused {path.name}")
             self._adapters[name] = ptr
@@ -431,6 +434,19 @@ def sample(logits: np.ndarray, seen_idx: np.ndarray, p: dict) -> int:
     if rng is None:
         rng = p["rng"] = np.random.default_rng(p["seed"])
     return int(cand[rng.choice(probs.size, p=probs)])
+
+
+@contextlib.contextmanager
+def _quiet_llama_log():
+    """Silence llama.cpp's log for one call (llama-cpp-python 0.3.36 maps ggml's WARN level to ERROR, so
+    ``verbose=False`` does not hide warnings)."""
+    log = logging.getLogger("llama-cpp-python")
+    old = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(old)
 
 
 def _file_type(ft) -> str:
