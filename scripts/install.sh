@@ -22,6 +22,28 @@ EXTRAS="[tools]"
 echo "[install] python packages ($TORCH_SPEC, chatdoc$EXTRAS)"
 .venv/bin/pip install -q "$TORCH_SPEC" -e ".$EXTRAS"
 
+# llama.cpp backend: compiled from source (no wheel here). The test install always builds it (its tests run the
+# real llama.cpp); the app install only with CHATDOC_LLAMACPP=1. Progress every 30 s; pip caches the wheel.
+if [ $WITH_TEST = 1 ] || [ "${CHATDOC_LLAMACPP:-0}" = 1 ]; then
+  if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+    echo "[install] llama-cpp-python 0.3.36 (compiles llama.cpp: ~10 min on 2 cores the first time, then cached)"
+    t0=$(date +%s)
+    CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} .venv/bin/pip install -q "llama-cpp-python==0.3.36" \
+      > .venv/llama-build.log 2>&1 &
+    pid=$!
+    while kill -0 $pid 2>/dev/null; do
+      sleep 30
+      kill -0 $pid 2>/dev/null && echo "[install]   ... still compiling llama.cpp ($(( $(date +%s) - t0 )) s)"
+    done
+    if ! wait $pid; then
+      tail -20 .venv/llama-build.log >&2
+      echo "[install] llama-cpp-python failed to build (log: .venv/llama-build.log)" >&2
+      exit 1
+    fi
+    echo "[install] llama-cpp-python built in $(( $(date +%s) - t0 )) s"
+  fi
+fi
+
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 [ $WITH_TEST = 1 ] && { [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver); }

@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,9 +207,12 @@ def cache_path(cache_dir: str | Path, name: str, adapter_dir: str | Path) -> Pat
     return Path(cache_dir).expanduser() / "gguf-lora" / f"{name}-{sha[:12]}.gguf"
 
 
-def ensure_gguf_lora(adapter_dir: str | Path, name: str, cache_dir: str | Path, base: BaseInfo) -> Path:
-    """The cached GGUF LoRA for this adapter (converted now if absent or the safetensors changed)."""
+def ensure_gguf_lora(adapter_dir: str | Path, name: str, cache_dir: str | Path,
+                     base: BaseInfo | Callable[[], BaseInfo]) -> Path:
+    """The cached GGUF LoRA for this adapter (converted now if absent or the safetensors changed).
+
+    ``base`` may be a callable: reading the base GGUF's header is only needed when converting."""
     out = cache_path(cache_dir, name, adapter_dir)
     if not out.exists():
-        convert(adapter_dir, out, base, name)
+        convert(adapter_dir, out, base() if callable(base) else base, name)
     return out

@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import threading
@@ -96,7 +97,6 @@ class LlamaCppBackend:
         m = settings.model
         t0 = time.perf_counter()
         self.resolved = resolve_gguf(m.base, self.cache_dir)
-        self.base_info: BaseInfo = read_base_info(self.resolved.path)
         self.load_times["resolve_s"] = time.perf_counter() - t0
         self.threads = m.threads or os.cpu_count() or 1
         t1 = time.perf_counter()
@@ -131,6 +131,12 @@ class LlamaCppBackend:
             except adapter_files.AdapterError as e:
                 self.adapter_error = f"configured adapter {settings.adapters.active!r} not used: {e}"
                 logger.warning("{}; serving the base model", self.adapter_error)
+
+    @functools.cached_property
+    def base_info(self) -> BaseInfo:
+        """The base GGUF's architecture and tensor shapes; read only to convert an adapter (gguf's reader
+        parses the whole header, ~10 s for Gemma 3's 262k-token vocabulary)."""
+        return read_base_info(self.resolved.path)
 
     # ---------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:
@@ -233,7 +239,7 @@ class LlamaCppBackend:
             d, _card, _cfg = adapter_files.load_checked(self.adapters_root, name, self.resolved.checksum)
             t0 = time.perf_counter()
             try:
-                path = ensure_gguf_lora(d, name, self.cache_dir, self.base_info)
+                path = ensure_gguf_lora(d, name, self.cache_dir, lambda: self.base_info)
             except adapter_files.AdapterError:
                 raise
             except Exception as e:  # unreadable safetensors, bad JSON ...
