@@ -112,7 +112,81 @@ class _StopBuffer:
         return out
 
 
-class TransformersBackend:
+class AdapterHost:
+    """Adapter bookkeeping shared by the backends: the default adapter, the listing, activation, and generate()
+    over stream(). A backend provides ``_lock``, ``_active``, ``adapters_root``, ``resolved``, ``load_adapter``,
+    ``stream`` and ``_adapter_loaded(name)``."""
+
+    @property
+    def active_adapter(self) -> str | None:
+        return self._active
+
+    def _adapter_loaded(self, name: str) -> bool:  # pragma: no cover - each backend says
+        raise NotImplementedError
+
+    def _describe_adapter(self, entry: dict[str, Any]) -> None:
+        """Backend-specific fields of one ``list_adapters`` entry (none by default)."""
+
+    def build_prompt(self, system: str, turns, max_new_tokens: int | None = None) -> str:
+        """The prompt for the next doctor turn, trimmed to the context window (oldest turns first). Uses the
+        backend's ``count_tokens``, ``use_chat_template`` and ``_render_chat(messages)``."""
+        from chatdoc.llm.prompt import chat_template_messages, render_with_budget
+
+        budget = self.settings.model.max_context_tokens - (max_new_tokens or self.settings.generation.max_new_tokens)
+        turns = list(turns)
+        if self.use_chat_template:
+            while True:
+                prompt = self._render_chat(chat_template_messages(system, turns))
+                if len(turns) <= 1 or self.count_tokens(prompt) <= budget:
+                    return prompt
+                turns.pop(0)
+                logger.info("context policy: dropped the oldest turn to fit {} tokens", budget)
+        prompt, dropped = render_with_budget(system, turns, self.count_tokens, budget)
+        if dropped:
+            logger.info("context policy: dropped {} oldest turns to fit {} tokens", dropped, budget)
+        return prompt
+
+    def _common_info(self) -> dict[str, Any]:
+        """The ``info()`` fields every backend reports the same way."""
+        return {
+            "base_model": self.resolved.name,
+            "source_kind": self.resolved.kind,
+            "source": self.resolved.source,
+            "cache_path": str(self.resolved.path),
+            "checksum": self.resolved.checksum,
+            "quantization": self.quantization,
+            "device": self.device,
+            "parameters": self.quantization["parameters"],
+            "active_adapter": self._active,
+            "adapter_error": self.adapter_error,
+        }
+
+    def list_adapters(self) -> list[dict[str, Any]]:
+        out = adapter_files.list_adapters(self.adapters_root)
+        for a in out:
+            a["active"] = a["name"] == self._active
+            a["loaded"] = self._adapter_loaded(a["name"])
+            card = a.get("card") or {}
+            a["compatible"] = bool(a.get("ok")) and card.get("base_model_checksum") == self.resolved.checksum
+            self._describe_adapter(a)
+        return out
+
+    def activate_adapter(self, name: str | None) -> None:
+        """Make ``name`` (or the base model, for None) the default for new generations."""
+        with self._lock:
+            if name is not None:
+                self.load_adapter(name)
+            self._active = name
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        h = self.stream(request)
+        for _ in h:
+            pass
+        assert h.result is not None
+        return h.result
+
+
+class TransformersBackend(AdapterHost):
     """In-process transformers model with optional bitsandbytes quantization and peft adapters."""
 
     def __init__(self, settings: Settings):
@@ -218,18 +292,9 @@ class TransformersBackend:
         # parameters + buffers, plus the fast path's packed weight copies (not parameters)
         mem = self.base_model.get_memory_footprint() + self.cpu_kernels.get("extra_bytes", 0)
         return {
-            "base_model": self.resolved.name,
-            "source_kind": self.resolved.kind,
-            "source": self.resolved.source,
-            "cache_path": str(self.resolved.path),
-            "checksum": self.resolved.checksum,
-            "quantization": self.quantization,
-            "device": self.device,
-            "parameters": self.quantization["parameters"],
+            **self._common_info(),
             "memory_footprint_bytes": mem,
             "cpu_kernels": self.cpu_kernels,
-            "active_adapter": self._active,
-            "adapter_error": self.adapter_error,
             "loaded_adapters": sorted(self._loaded_adapters),
             "prompt_format": "chat_template" if self.use_chat_template else "chatdoc",
             "max_context_tokens": self.settings.model.max_context_tokens,
@@ -239,38 +304,12 @@ class TransformersBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
-    def build_prompt(self, system: str, turns, max_new_tokens: int | None = None) -> str:
-        """The prompt for the next doctor turn, trimmed to the context window (oldest turns first)."""
-        from chatdoc.llm.prompt import chat_template_messages, render_with_budget
-
-        budget = self.settings.model.max_context_tokens - (max_new_tokens or self.settings.generation.max_new_tokens)
-        turns = list(turns)
-        if self.use_chat_template:
-            while True:
-                msgs = chat_template_messages(system, turns)
-                prompt = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-                if len(turns) <= 1 or self.count_tokens(prompt) <= budget:
-                    return prompt
-                turns.pop(0)
-                logger.info("context policy: dropped the oldest turn to fit {} tokens", budget)
-        prompt, dropped = render_with_budget(system, turns, self.count_tokens, budget)
-        if dropped:
-            logger.info("context policy: dropped {} oldest turns to fit {} tokens", dropped, budget)
-        return prompt
+    def _render_chat(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     # ---------------------------------------------------------------- adapters
-    @property
-    def active_adapter(self) -> str | None:
-        return self._active
-
-    def list_adapters(self) -> list[dict[str, Any]]:
-        out = adapter_files.list_adapters(self.adapters_root)
-        for a in out:
-            a["active"] = a["name"] == self._active
-            a["loaded"] = a["name"] in self._loaded_adapters
-            card = a.get("card") or {}
-            a["compatible"] = bool(a.get("ok")) and card.get("base_model_checksum") == self.resolved.checksum
-        return out
+    def _adapter_loaded(self, name: str) -> bool:
+        return name in self._loaded_adapters
 
     def load_adapter(self, name: str) -> None:
         """Load adapter weights next to the base (no base reload). Idempotent."""
@@ -301,13 +340,6 @@ class TransformersBackend:
                 self.model.delete_adapter(name)
         except Exception:  # pragma: no cover - best effort cleanup
             pass
-
-    def activate_adapter(self, name: str | None) -> None:
-        """Make ``name`` (or the base model, for None) the default for new generations."""
-        with self._lock:
-            if name is not None:
-                self.load_adapter(name)
-            self._active = name
 
     def unload_adapter(self, name: str) -> None:
         with self._lock:
@@ -453,13 +485,6 @@ class TransformersBackend:
 
         handle.pieces = _pieces()
         return handle
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        h = self.stream(request)
-        for _ in h:
-            pass
-        assert h.result is not None
-        return h.result
 
 
 def detect_quantization(model) -> dict[str, Any]:

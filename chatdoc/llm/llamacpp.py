@@ -36,7 +36,7 @@ import numpy as np
 
 from chatdoc.config import Settings
 from chatdoc.llm import adapters as adapter_files
-from chatdoc.llm.backend import GenerationRequest, GenerationResult, StreamHandle, _StopBuffer
+from chatdoc.llm.backend import AdapterHost, GenerationRequest, GenerationResult, StreamHandle, _StopBuffer
 from chatdoc.llm.gguf_lora import BaseInfo, ensure_gguf_lora, read_base_info
 from chatdoc.llm.source import BUILTIN_DEFAULT, ModelNotFoundError, ResolvedModel, _cached_checksum, builtin_gguf_path
 from chatdoc.log import logger
@@ -79,7 +79,7 @@ def resolve_gguf(base: str, cache_dir: Path) -> ResolvedModel:
     return ResolvedModel(base, kind, str(path), path, checksum, is_base_model=is_base)
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(AdapterHost):
     """In-process llama.cpp model with GGUF LoRA adapters switched per request."""
 
     def __init__(self, settings: Settings):
@@ -143,19 +143,10 @@ class LlamaCppBackend:
         size = int(self.llama_cpp.llama_model_size(self.llm.model))
         return {
             "backend": "llamacpp",
-            "base_model": self.resolved.name,
-            "source_kind": self.resolved.kind,
-            "source": self.resolved.source,
-            "cache_path": str(self.resolved.path),
-            "checksum": self.resolved.checksum,
-            "quantization": self.quantization,
-            "device": self.device,
-            "parameters": self.quantization["parameters"],
+            **self._common_info(),
             "memory_footprint_bytes": size,
             "cpu_kernels": {"in_effect": "llama.cpp", "decode_loop": DECODE_LOOP, "threads": self.threads,
                             "llama_cpp_python": getattr(self.llama_cpp, "__version__", "?")},
-            "active_adapter": self._active,
-            "adapter_error": self.adapter_error,
             "loaded_adapters": sorted(self._adapters),
             "adapter_files": dict(self._lora_files),
             "prompt_format": "chat_template" if self.use_chat_template else "chatdoc",
@@ -174,24 +165,6 @@ class LlamaCppBackend:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
-
-    def build_prompt(self, system: str, turns, max_new_tokens: int | None = None) -> str:
-        """The prompt for the next doctor turn, trimmed to the context window (oldest turns first)."""
-        from chatdoc.llm.prompt import chat_template_messages, render_with_budget
-
-        budget = self.settings.model.max_context_tokens - (max_new_tokens or self.settings.generation.max_new_tokens)
-        turns = list(turns)
-        if self.use_chat_template:
-            while True:
-                prompt = self._render_chat(chat_template_messages(system, turns))
-                if len(turns) <= 1 or self.count_tokens(prompt) <= budget:
-                    return prompt
-                turns.pop(0)
-                logger.info("context policy: dropped the oldest turn to fit {} tokens", budget)
-        prompt, dropped = render_with_budget(system, turns, self.count_tokens, budget)
-        if dropped:
-            logger.info("context policy: dropped {} oldest turns to fit {} tokens", dropped, budget)
-        return prompt
 
     def _render_chat(self, messages: list[dict[str, str]]) -> str:
         from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -216,20 +189,12 @@ class LlamaCppBackend:
             size = -n
 
     # ---------------------------------------------------------------- adapters
-    @property
-    def active_adapter(self) -> str | None:
-        return self._active
+    def _adapter_loaded(self, name: str) -> bool:
+        return name in self._adapters
 
-    def list_adapters(self) -> list[dict[str, Any]]:
-        out = adapter_files.list_adapters(self.adapters_root)
-        for a in out:
-            a["active"] = a["name"] == self._active
-            a["loaded"] = a["name"] in self._adapters
-            card = a.get("card") or {}
-            a["compatible"] = bool(a.get("ok")) and card.get("base_model_checksum") == self.resolved.checksum
-            if a["name"] in self._lora_files:
-                a["gguf"] = self._lora_files[a["name"]]
-        return out
+    def _describe_adapter(self, entry: dict[str, Any]) -> None:
+        if entry["name"] in self._lora_files:
+            entry["gguf"] = self._lora_files[entry["name"]]
 
     def load_adapter(self, name: str) -> None:
         """Convert (first time, cached) and load the adapter next to the base (no base reload). Idempotent."""
@@ -253,13 +218,6 @@ class LlamaCppBackend:
             self._lora_files[name] = str(path)
             self.load_times[f"adapter:{name}"] = {"convert_s": round(t1 - t0, 3), "load_s": round(time.perf_counter() - t1, 3)}
             logger.info("adapter loaded (llama.cpp): {} in {:.3f}s", name, time.perf_counter() - t0)
-
-    def activate_adapter(self, name: str | None) -> None:
-        """Make ``name`` (or the base model, for None) the default for new generations."""
-        with self._lock:
-            if name is not None:
-                self.load_adapter(name)
-            self._active = name
 
     def unload_adapter(self, name: str) -> None:
         with self._lock:
@@ -305,13 +263,6 @@ class LlamaCppBackend:
         handle = StreamHandle(pieces=iter(()), cancel_event=cancel)
         handle.pieces = self._pieces(request, adapter, params, cancel, handle)
         return handle
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        h = self.stream(request)
-        for _ in h:
-            pass
-        assert h.result is not None
-        return h.result
 
     def _pieces(self, request: GenerationRequest, adapter: str | None, p: dict, cancel: threading.Event,
                 handle: StreamHandle) -> Iterator[str]:
