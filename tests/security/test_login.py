@@ -69,7 +69,8 @@ def test_password_checks_do_not_block_the_event_loop(auth_app):
     assert health, "the logins finished before /healthz could be measured"
     print(f"single cost-12 check {single:.2f} s; /healthz during 20 concurrent: max {max(health):.3f} s, "
           f"{len(health)} probes")
-    assert max(health) < 1.0, f"/healthz took {max(health):.2f} s during a log-in storm (single check {single:.2f} s)"
+    # measured 0.37 s here with the checks in worker threads; on the event loop it was 7 s (review of issue 13)
+    assert max(health) < 2.0, f"/healthz took {max(health):.2f} s during a log-in storm (single check {single:.2f} s)"
 
 
 def test_session_cookie_flags_and_https(auth_app):
