@@ -168,7 +168,14 @@ def health(timeout: float = 1.0) -> dict[str, Any]:
                 _health_client = (url, timeout, client)
             client = _health_client[2]
         t0 = time.perf_counter()
-        client.ping()
+        try:
+            client.ping()
+        except redis.exceptions.ConnectionError:
+            # a pooled socket to a server that was restarted (by us just now, or by its operator) is stale,
+            # not a storage failure: drop the pool's sockets and ask once more on a new connection
+            client.connection_pool.disconnect()
+            t0 = time.perf_counter()
+            client.ping()
         out["latency_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         out["ok"] = True
     except Exception as e:  # noqa: BLE001 - a health check reports, it does not raise

@@ -514,8 +514,14 @@ class EmbeddedRedis:
 
     def start(self) -> EmbeddedRedis:
         """Start (or reuse) the server; returns ``self``. Raises :class:`EmbeddedRedisError`."""
-        if self._proc is not None and self._proc.poll() is None:
-            return self
+        if self._proc is not None:
+            # poll() can still say "running" for a few ms after a SIGKILL (the zombie is not reaped yet):
+            # trust it only while the process is really alive, else reap it and start again
+            if self._proc.poll() is None and _pid_alive(self._proc.pid):
+                return self
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=5)
+            self._proc = None
         with self._locked():
             _ = self.password  # create the password file before anything else
             if self._reuse_running():

@@ -118,7 +118,11 @@ def test_health_reports_and_restarts_a_dead_embedded_server(embedded_env):
     assert 0 <= h["latency_ms"] < 1000
     srv = embedded_server()
     get_redis().set("chatdoc:probe", "kept")
-    time.sleep(1.2)  # appendfsync everysec
+    # appendfsync everysec: wait until the write is in the AOF on disk (a fixed sleep was flaky under load)
+    deadline = time.monotonic() + 15
+    while not any(b"chatdoc:probe" in f.read_bytes() for f in Path(srv.dir).rglob("*.aof")):
+        assert time.monotonic() < deadline, "the write never reached the AOF"
+        time.sleep(0.05)
     old_pid = srv.pid
     os.kill(old_pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
