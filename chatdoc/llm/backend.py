@@ -146,6 +146,17 @@ class AdapterHost:
             logger.info("context policy: dropped {} oldest turns to fit {} tokens", dropped, budget)
         return prompt
 
+    def _activate_configured(self, name: str | None) -> None:
+        """Activate the configured adapter. A missing or broken one must not take the app down: serve the base
+        model, say so in the log and in info() (``adapter_error``; the researcher view shows it)."""
+        self.adapter_error: str | None = None
+        if name:
+            try:
+                self.activate_adapter(name)
+            except adapter_files.AdapterError as e:
+                self.adapter_error = f"configured adapter {name!r} not used: {e}"
+                logger.warning("{}; serving the base model", self.adapter_error)
+
     def _common_info(self) -> dict[str, Any]:
         """The ``info()`` fields every backend reports the same way."""
         return {
@@ -202,15 +213,7 @@ class TransformersBackend(AdapterHost):
         t1 = time.perf_counter()
         self._load()
         self.load_times["load_s"] = time.perf_counter() - t1
-        self.adapter_error: str | None = None  # why the configured adapter is not in use, if it is not
-        if settings.adapters.active:
-            try:
-                self.activate_adapter(settings.adapters.active)
-            except adapter_files.AdapterError as e:
-                # a missing or broken configured adapter must not take the app down: serve the base model,
-                # say so in the log and in info() (the researcher view shows it)
-                self.adapter_error = f"configured adapter {settings.adapters.active!r} not used: {e}"
-                logger.warning("{}; serving the base model", self.adapter_error)
+        self._activate_configured(settings.adapters.active)
 
     # ---------------------------------------------------------------- loading
     def _device(self) -> str:

@@ -124,13 +124,7 @@ class LlamaCppBackend(AdapterHost):
         }
         logger.info("model loaded (llama.cpp): base={} type={} threads={} n_ctx={}", self.resolved.name,
                     self.quantization["in_effect"], self.threads, self.n_ctx)
-        self.adapter_error: str | None = None
-        if settings.adapters.active:
-            try:
-                self.activate_adapter(settings.adapters.active)
-            except adapter_files.AdapterError as e:
-                self.adapter_error = f"configured adapter {settings.adapters.active!r} not used: {e}"
-                logger.warning("{}; serving the base model", self.adapter_error)
+        self._activate_configured(settings.adapters.active)
 
     @functools.cached_property
     def base_info(self) -> BaseInfo:

@@ -98,12 +98,6 @@ class SecurityMiddleware:
                 return v.decode("latin-1")
         return None
 
-    def _scheme(self, scope) -> str:
-        if self.trust_proxy:
-            fwd = self._header(scope, b"x-forwarded-proto")
-            if fwd:
-                return fwd.split(",")[0].strip().lower()
-        return scope.get("scheme", "http")
 
     def _host_ok(self, host: str) -> bool:
         h = host.strip().lower()
@@ -136,7 +130,7 @@ class SecurityMiddleware:
             return await _respond(send, 404, "Not found.")
         method, path = scope["method"], scope["path"]
         host = self._header(scope, b"host") or ""
-        scheme = self._scheme(scope)
+        scheme = request_scheme(scope, self.trust_proxy)
         nonce = secrets.token_urlsafe(16)
         try:
             if not self._host_ok(host):
@@ -310,6 +304,16 @@ def _capped(receive, cap: int):
         return msg
 
     return wrapped
+
+
+def request_scheme(scope_or_request, trust_proxy: bool) -> str:
+    """``http`` or ``https`` as the client used it (``X-Forwarded-Proto`` only when the proxy is trusted)."""
+    scope = scope_or_request.scope if hasattr(scope_or_request, "scope") else scope_or_request
+    if trust_proxy:
+        for k, v in scope.get("headers") or []:
+            if k == b"x-forwarded-proto" and v.strip():
+                return v.decode("latin-1").split(",")[0].strip().lower()
+    return scope.get("scheme", "http")
 
 
 def client_address(scope_or_request, trust_proxy: bool) -> str:

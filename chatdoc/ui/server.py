@@ -78,7 +78,7 @@ def build_app(settings: Settings | None = None, service: Consultations | None = 
     from chatdoc.ui.exports import ExportStore
     from chatdoc.ui.lab import build_lab
     from chatdoc.ui.patient import build_patient
-    from chatdoc.ui.security import SecurityMiddleware, client_address, same_site_url
+    from chatdoc.ui.security import SecurityMiddleware, client_address, request_scheme, same_site_url
     from chatdoc.ui.staff import build_staff
 
     from chatdoc.service import build_service
@@ -96,8 +96,7 @@ def build_app(settings: Settings | None = None, service: Consultations | None = 
         return client_address(request, sec.trust_proxy_headers)
 
     def https(request: Request) -> bool:
-        proto = request.headers.get("x-forwarded-proto", "") if sec.trust_proxy_headers else ""
-        return (proto.split(",")[0].strip() or request.url.scheme) == "https"
+        return request_scheme(request, sec.trust_proxy_headers) == "https"
 
     @app.get("/healthz")
     def healthz():
@@ -223,10 +222,8 @@ def _blocked_paths(s: Settings) -> list[Path]:
 
 
 def _storage_health() -> dict:
-    try:
-        from chatdoc.memory import health
-    except ImportError:  # pragma: no cover - older memory package
-        return {"ok": True}
+    from chatdoc.memory import health
+
     try:
         return dict(health())
     except Exception as e:  # noqa: BLE001 - /healthz must answer
