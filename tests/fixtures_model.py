@@ -7,4 +7,4 @@ import pytest
 def backend():
     from chatdoc.llm import get_backend
 
-    return get_backend()
+    return get_backend(kind="transformers")  # the reference backend; model.backend: auto picks llama.cpp on CPU

@@ -123,14 +123,15 @@ def _read_db(path: Path) -> tuple[set[str], set[str]]:
 @lru_cache(maxsize=1)
 def get_lexicon() -> Lexicon:
     from chatdoc.config import get_settings
-    from chatdoc.dialogue.questions import all_items
-    from chatdoc.safety import get_rules
+    from chatdoc.safety.rules import get_rules
 
     s = get_settings()
-    raw = yaml.safe_load(s.path(s.dialogue.lexicon_file).read_text(encoding="utf-8")) if s.path(
-        s.dialogue.lexicon_file).exists() else {}
+    lex_file = s.path(s.dialogue.lexicon_file)
+    raw = yaml.safe_load(lex_file.read_text(encoding="utf-8")) if lex_file.exists() else {}
     rules = get_rules()
-    wanted = {it.slot.split(".", 1)[1] for it in all_items() if it.slot.startswith("ros.")}
+    # concepts the question sets ask about (``ros.<concept>`` slots in the same folder): symptoms even when the
+    # rule file uses them as modifiers. Read from the files, not through chatdoc.dialogue (a layer above).
+    wanted = {m for f in sorted(lex_file.parent.glob("[!_]*.yaml")) for m in re.findall(r"\bros\.(\w+)", f.read_text(encoding="utf-8"))}
     pats: dict[str, list[str]] = {}
     for cid, concept in rules.concepts.items():
         if cid in NON_SYMPTOM and cid not in wanted:

@@ -17,7 +17,8 @@ import copy
 import re
 from dataclasses import dataclass
 
-from chatdoc.dialogue.lexicon import get_lexicon, stems
+from chatdoc.clinical.findings import Findings
+from chatdoc.clinical.lexicon import get_lexicon, stems
 from chatdoc.dialogue.state import HPI_FIELDS, LIST_SLOTS, History, Profile
 
 NUM_WORDS = r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a couple of|couple of|several|a|an)"
@@ -91,8 +92,6 @@ RX = {
                              r"receptionist|hairdresser|pharmacist|scientist|designer|administrator|shop assistant))\b"
                              r"|\bi(?:'?m| am) (retired|unemployed|a student|off work|self-employed)\b"),
     "sex": re.compile(r"\bi(?:'?m| am) (?:a |an )?(?:\d{1,3}[- ]years?[- ]old |[a-z]+[- ]years?[- ]old )?(male|female|man|woman|guy|lady)\b|\bmy (son|daughter|boy|girl)\b"),
-    "age": re.compile(r"\b(?:i(?:'?m| am)|aged?|he(?:'?s| is)|she(?:'?s| is)|they(?:'?re| are))\s+(\d{1,3})(?:\s*(?:years?|yrs?)(?:\s+old)?)?\b"
-                      r"|\b(\d{1,3})\s*(?:years?|yrs?)[- ]old\b"),
     "concern": re.compile(r"\b(?:worried|worry|worrying|concerned|scared|afraid|frightened|anxious that|terrified|"
                           r"could it be|is it|might it be|do you think)\b"),
     "family": re.compile(r"\b(mum|mom|mother|dad|father|brother|sister|grandma|grandmother|granny|nan|grandad|grandfather|"
@@ -207,11 +206,6 @@ them from about into over also just very really some when what been its it's i'v
 didnt didn't there here well okay think know""".split())
 
 
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
-_UNITS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
-_AGE_WORDS = re.compile(r"\b(?:i(?:'?m| am)|aged?|he(?:'?s| is)|she(?:'?s| is))\s+(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
-                        r"(?:[\s-](one|two|three|four|five|six|seven|eight|nine))?\b")
-
 
 # ---------------------------------------------------------------------------------------------- untrusted parts
 # Patient text is data: what the patient typed as ANOTHER speaker's words ("Doctor: I prescribe ...", "System: ...",
@@ -324,28 +318,25 @@ def _lower(text: str) -> str:
     return text.replace("\u2019", "'").replace("\u2018", "'").lower()
 
 
-def find_concepts(text: str) -> list[Hit]:
-    """Symptom concepts in ``text`` with NegEx negation (the safety package's adapted negspacy)."""
-    from chatdoc.safety.matcher import match_concepts, normalise
-    from chatdoc.safety.rules import get_rules
+def find_concepts(text: str, findings: Findings | None = None, *, any_assertion: bool = False) -> list[Hit]:
+    """Symptom concepts of ``text`` from the turn analysis (:mod:`chatdoc.clinical`): present, possible and absent
+    ones (``negated``), one concept per span. ``findings``: the turn's analysis when the caller has it (the graph
+    analyses each patient turn once); ``any_assertion``: also what is asked about, hypothetical, historical or
+    another person's (a doctor's question "any chest pain?" names concepts without asserting them)."""
+    from chatdoc.clinical.analyse import analyse_turn
 
     lex = get_lexicon()
-    norm, pos = normalise(text, get_rules().spelling)
-    if not norm.strip():
-        return []
+    f = findings if findings is not None and findings.text == text else analyse_turn(text, 0)
     hits = []
-    for cid, s, e, negex in match_concepts(norm, lex.concepts):
-        os_ = pos[min(s, len(pos) - 1)]
-        oe = pos[max(e - 1, 0)] + 1
-        neg_rx = lex.self_negating.get(cid)
-        if neg_rx is not None and _INNER_NEG.search(norm[s:e]) and neg_rx.match(norm, s):
-            # the concept's own pattern expresses the negation ("spots dont fade", "not breathing", "cant move"):
-            # matching it is a POSITIVE finding; only a negation before it, in the same clause, denies it
-            clause = re.split(r"[.,;!?]", norm[:s])[-1]
-            negated = bool(_PRE_NEG.search(clause))
-        else:
-            negated = negex or bool(_INNER_NEG.search(norm[s:e]))  # "neck isnt stiff"
-        hits.append(Hit(cid, os_, oe, text[os_:oe], negated))
+    for x in f.items:
+        if x.concept not in lex.concepts or x.subject != "patient" or x.superseded_by is not None:
+            continue
+        if not any_assertion and x.assertion not in ("present", "possible", "absent"):
+            continue
+        if x.method == "semantic" and any(o.method != "semantic" and o.kind == "symptom" and o.start < x.end and x.start < o.end
+                                          for o in f.items if o.concept in lex.concepts):
+            continue  # a clause's paraphrase match adds a concept only where no pattern named one
+        hits.append(Hit(x.concept, x.start, x.end, x.evidence, x.assertion == "absent"))
     # one concept per span: a longer span covering a shorter one wins, then the concept the question sets ask about
     hits.sort(key=lambda h: (-(h.end - h.start), lex.rank.get(h.concept, 1), h.start))
     out: list[Hit] = []
@@ -355,11 +346,6 @@ def find_concepts(text: str) -> list[Hit]:
         out.append(h)
     out.sort(key=lambda h: h.start)
     return out
-
-
-_INNER_NEG = re.compile(r"\b(?:isnt|arent|wasnt|werent|not|no|never|doesnt|dont|didnt|hasnt|havent|hadnt|cant|cannot|unable|wont)\b")
-_PRE_NEG = re.compile(r"\b(?:no|not|never|denies|denied|without|havent|hasnt|hadnt|didnt|dont|doesnt|isnt|arent|wasnt|"
-                      r"werent)\b(?:\s+\w+){0,5}\s*$")
 
 
 def _sentences(text: str) -> list[tuple[int, str]]:
@@ -405,9 +391,12 @@ class Extractor:
         self.h: History = copy.deepcopy(history)
         self.p: Profile = copy.deepcopy(profile)
         self.filled: set[str] = set()
+        self.correction = False
+        self.findings: Findings | None = None
 
     # ------------------------------------------------------------------ helpers
     def _set(self, slot: str, value, evidence: str, overwrite: bool = False) -> None:
+        overwrite = overwrite or self.correction
         kind, _, field = slot.partition(".")
         if kind == "hpi":
             if self.h["hpi"].get(field) in (None, "") or overwrite:
@@ -445,7 +434,9 @@ class Extractor:
 
     # ------------------------------------------------------------------ main
     def apply(self, text: str, last_slot: str | None = None, question: str | None = None,
-              is_first: bool = False, covers: tuple[str, ...] = ()) -> None:
+              is_first: bool = False, covers: tuple[str, ...] = (), findings: Findings | None = None) -> None:
+        from chatdoc.clinical.analyse import analyse_turn
+
         own, untrusted = split_untrusted(text)
         for part in untrusted:
             _add(self.h.setdefault("not_used", []), part)  # verbatim for staff, never a fact
@@ -453,7 +444,12 @@ class Extractor:
             return
         text = own
         low = _lower(text)
-        hits = find_concepts(text)
+        if findings is None or findings.text != text:
+            findings = analyse_turn(text, 0)
+        self.findings = findings
+        self.correction = findings.correction  # "sorry, I meant three weeks": the new value replaces the old
+        hits = find_concepts(text, findings)
+        self._past(findings)
         lex = get_lexicon()
         drug_spans = [(m.start(), m.end()) for m in lex.drugs.finditer(low)]
         hits = [h for h in hits if not any(s <= h.start < e or h.start <= s < h.end for s, e in drug_spans)]  # drugs are meds
@@ -561,6 +557,15 @@ class Extractor:
                 self.h.setdefault("said", {}).setdefault(h.concept, said)  # the patient's words for it
                 _add(self.h["hpi"].setdefault("associated", []), lex.label_as_said(h.concept, said))
                 self._mark("hpi.associated", h.text)
+
+    def _past(self, findings: Findings) -> None:
+        """Past episodes (historical findings with their time) go to the past history, never to today's symptoms;
+        an allergy's reaction is kept with the allergy (see _background), not here."""
+        for f in findings.items:
+            if f.assertion == "historical" and f.kind == "symptom" and f.subject == "patient" and f.when \
+                    and f.when != "allergy reaction":
+                if _add(self.h["pmh"], f"{f.label} ({f.when})"):
+                    self._mark("pmh", f.evidence)
 
     def _hpi(self, text: str, low: str, last_slot: str | None) -> None:
         m = RX["severity_num"].search(low)
@@ -680,15 +685,10 @@ class Extractor:
             self._set("social.occupation", text[o[1]:o[2]], text[o[1]:o[2]])
 
     def _profile(self, text: str, low: str) -> None:
-        from chatdoc.safety.modifiers import find_ages
-
         if self.p.get("age_years") is None:
-            ages = find_ages(low)
-            m = RX["age"].search(low)
-            age = ages[0].value if ages else (float(m.group(1) or m.group(2)) if m else None)
-            w = _AGE_WORDS.search(low)
-            if w:  # "I'm twenty six" (compound number words)
-                age = float(_TENS[w.group(1)] + _UNITS.get(w.group(2) or "", 0))
+            ages = [f.attributes.value for f in (self.findings.items if self.findings else [])
+                    if f.kind == "age" and f.subject == "patient" and f.attributes.value is not None]
+            age = ages[0] if ages else None
             if age is not None and 0 <= age <= 120:
                 self.p["age_years"] = age
                 self._mark("profile.age", text)
@@ -719,7 +719,7 @@ class Extractor:
         if kind == "ros":
             context.append(field)
         if question:  # symptoms the question itself named ("any nausea or vomiting?")
-            context += [h.concept for h in find_concepts(question) if h.concept not in context]
+            context += [h.concept for h in find_concepts(question, any_assertion=True) if h.concept not in context]
         if unk:
             self._unknown(slot, text)
             return
@@ -796,12 +796,12 @@ def wants_finish(text: str) -> bool:
 
 def extract_turn(history: History, profile: Profile, text: str, *, last_slot: str | None = None,
                  question: str | None = None, is_first: bool = False, covers: tuple[str, ...] = (),
-                 free_text: bool = True) -> tuple[History, Profile, set[str]]:
+                 free_text: bool = True, findings: Findings | None = None) -> tuple[History, Profile, set[str]]:
     """Apply one (redacted) patient turn. Returns (history, profile, slots filled by this turn).
 
     ``covers``: the other slots the question just asked also asked about (a bare "no" denies them too)."""
     ex = Extractor(history, profile, free_text)
-    ex.apply(text, last_slot=last_slot, question=question, is_first=is_first, covers=covers)
+    ex.apply(text, last_slot=last_slot, question=question, is_first=is_first, covers=covers, findings=findings)
     return ex.h, ex.p, ex.filled
 
 

@@ -33,6 +33,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from chatdoc.clinical.analyse import analyse_record
+from chatdoc.clinical.findings import Findings
 from chatdoc.config import get_settings
 from chatdoc.dialogue.advice import advice_text
 from chatdoc.dialogue.context import RunContext
@@ -45,7 +47,7 @@ from chatdoc.dialogue.state import ConsultationState, QuestionLog, Reply, Triage
 from chatdoc.dialogue.summary import build_summary
 from chatdoc.texts import text as wording
 from chatdoc.safety import (
-    assess,
+    assess_findings,
     classify_request,
     crisis_message,
     emergency_banner,
@@ -76,18 +78,25 @@ def intake(state: ConsultationState) -> Update:
         return {"turn": TurnPlan(action="close")}
     text = str(value.get("text", ""))  # redacted by the caller (see the module docstring)
     update = {"messages": [{"role": "patient", "text": text}], "privacy": value.get("privacy") or state.get("privacy")}
-    update |= _triage(state, text)
-    update |= _extract(state, text)
+    record = _analyse(state, text)
+    update |= _triage(state, text, record)
+    update |= _extract(state, text, record[-1])
     request_kind = classify_request(text).kind
     action, slot = _decide(_applied(state, update), text, request_kind, wants_finish(text))
     update["turn"] = TurnPlan(action=action, slot=slot, request_kind=request_kind)
     return update
 
 
-def _triage(state: ConsultationState, text: str) -> Update:
-    """The whole record against the red-flag rules (once per turn), and the crisis hand-shake."""
+def _analyse(state: ConsultationState, text: str) -> list[Findings]:
+    """The typed findings of every patient turn (each turn is analysed once: earlier turns come from the cache)."""
+    speaker = "carer" if get_persona(state.get("persona")).audience == "parent" else None
+    return analyse_record([*patient_turns(state), text], speaker=speaker)
+
+
+def _triage(state: ConsultationState, text: str, record: list[Findings]) -> Update:
+    """The whole record's findings against the red-flag rules (once per turn), and the crisis hand-shake."""
     prof = state.get("profile") or {}
-    res = assess([*patient_turns(state), text], {k: v for k, v in prof.items() if v is not None})
+    res = assess_findings(record, {k: v for k, v in prof.items() if v is not None})
     pending, acknowledged = bool(state.get("crisis_pending")), bool(state.get("crisis_acknowledged"))
     if res.latest_crisis:  # a new crisis statement: the crisis message again, until acknowledged
         pending, acknowledged = True, False
@@ -104,7 +113,7 @@ def _triage(state: ConsultationState, text: str) -> Update:
     }
 
 
-def _extract(state: ConsultationState, text: str) -> Update:
+def _extract(state: ConsultationState, text: str, findings: Findings | None = None) -> Update:
     """The turn into the structured history (as the answer to the last question, when there was one)."""
     history = state["history"]
     last = (state.get("question_log") or [None])[-1]
@@ -113,7 +122,7 @@ def _extract(state: ConsultationState, text: str) -> Update:
     item = next((it for it in plan(history.get("complaint_set", "general")) if it.slot == last_slot), None)
     hist, prof, _filled = extract_turn(history, state.get("profile") or {}, text, last_slot=last_slot,
                                        question=question, is_first=history.get("chief_complaint") is None,
-                                       covers=tuple(item.covers) if item and question else ())
+                                       covers=tuple(item.covers) if item and question else (), findings=findings)
     if hist.get("complaint_set", "general") == "general" and hist.get("chief_complaint"):
         persona = get_persona(state.get("persona"))
         # the complaint itself (not negated mentions such as "no fever") picks the question set

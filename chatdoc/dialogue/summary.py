@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from chatdoc.dialogue.extract import is_filled
-from chatdoc.dialogue.lexicon import get_lexicon
+from chatdoc.clinical.lexicon import get_lexicon
 from chatdoc.dialogue.questions import plan
 from chatdoc.dialogue.state import HPI_FIELDS, ConsultationState
 from chatdoc.texts import has_text, text

@@ -48,7 +48,7 @@ def slot_for_question(question: str) -> str | None:
 
     Deliberately conservative (someone else's question wording): no symptom slot is guessed from keywords."""
     q = question.lower()
-    concepts = [h.concept for h in find_concepts(question) if not h.negated]
+    concepts = [h.concept for h in find_concepts(question, any_assertion=True) if not h.negated]
     if concepts:
         return f"ros.{concepts[0]}"
     best, score = None, 0

@@ -1,9 +1,15 @@
 """Generation backends.
 
-``Backend`` is the small interface callers use (dialogue, CLI, UI, eval). ``TransformersBackend``
-runs the base model in-process (bitsandbytes nf4/fp4/int8 or unquantized) with hot-swappable peft
-LoRA adapters. Another backend (e.g. an OpenAI-compatible vLLM/llama.cpp server) only has to
-implement the same protocol and be registered in :data:`BACKENDS`.
+``Backend`` is the small interface callers use (dialogue, CLI, UI, eval). Three implement it (docs/RUNTIME.md):
+
+* ``transformers`` (:class:`TransformersBackend`, here): the base model in-process with bitsandbytes nf4/fp4/int8
+  (or unquantized) and hot-swappable peft LoRA adapters: the GPU path, the training (QLoRA) path and the reference;
+* ``llamacpp`` (:mod:`chatdoc.llm.llamacpp`): the GGUF in-process through llama-cpp-python, the CPU default;
+* ``openai`` (:mod:`chatdoc.llm.remote`): an OpenAI-compatible server (llama.cpp server, vLLM) for scale-out.
+
+``model.backend: auto`` picks llamacpp or transformers (:func:`choose_backend`). :func:`get_backend` keeps one
+backend per kind per process; a caller that needs a particular engine (the adapter evaluation needs the torch
+model's logits) asks for it with ``kind=``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,24 @@ from chatdoc.llm import adapters as adapter_files
 from chatdoc.llm.prompt import STOP_SEQUENCES
 from chatdoc.llm.source import ResolvedModel, resolve
 from chatdoc.log import logger
+
+# What a patient is told when the model engine is down (EngineUnavailable.patient_message)
+PATIENT_MESSAGE = (
+    "Sorry, the assistant's language model is not reachable at the moment. Your answers so far are saved: "
+    "please try again in a minute, and the consultation will continue where it stopped. "
+    "If you feel very unwell, do not wait: contact your doctor or the emergency number."
+)
+
+
+class EngineUnavailable(RuntimeError):
+    """The model engine cannot serve the request (down, unreachable, timing out, failing). ``patient_message`` is
+    the one thing to show the patient; ``str(e)`` says what happened, for the log."""
+
+    patient_message = PATIENT_MESSAGE
+
+    def __init__(self, message: str, *, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 @dataclass
@@ -44,7 +68,7 @@ class GenerationResult:
     total_s: float
     stopped_by: str  # stop | length | cancel
     adapter: str | None
-    decode_loop: str = "transformers"  # or "chatdoc-gemma3" (llm/gemma3_decode.py)
+    decode_loop: str = "transformers"  # the engine that generated: transformers | llama.cpp | openai:<flavour>
 
     @property
     def decode_tok_s(self) -> float:
@@ -160,6 +184,8 @@ class AdapterHost:
     def _common_info(self) -> dict[str, Any]:
         """The ``info()`` fields every backend reports the same way."""
         return {
+            "backend": self.kind,
+            "backend_choice": getattr(self, "backend_choice", f"model.backend: {self.kind}"),
             "base_model": self.resolved.name,
             "source_kind": self.resolved.kind,
             "source": self.resolved.source,
@@ -199,6 +225,8 @@ class AdapterHost:
 
 class TransformersBackend(AdapterHost):
     """In-process transformers model with optional bitsandbytes quantization and peft adapters."""
+
+    kind = "transformers"
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -247,8 +275,6 @@ class TransformersBackend(AdapterHost):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from chatdoc.llm import cpu_decode, gemma3_decode
-
         m = self.settings.model
         if m.threads:
             torch.set_num_threads(m.threads)
@@ -267,20 +293,6 @@ class TransformersBackend(AdapterHost):
         self.base_model = model
         self.model = model  # becomes a PeftModel once an adapter is loaded
         self.quantization = detect_quantization(model)
-        # CPU: fbgemm kernels instead of bitsandbytes' dequantize-per-call (~4x decode); never raises
-        self.cpu_kernels = cpu_decode.apply(model, m.cpu_kernels, self.device)
-        self.decoder = None  # own generation loop, where it covers the model (else model.generate)
-        if self.cpu_kernels["in_effect"] == "fbgemm" and m.decode_loop == "auto":
-            kernels = self.settings.path(m.cache_dir).parent / "kernels" if m.nf4_kernel else None
-            t_build = time.perf_counter()
-            self.decoder = gemma3_decode.build(model, m.max_context_tokens, kernels)
-            self.cpu_kernels["decode_loop_build_s"] = round(time.perf_counter() - t_build, 2)
-        if self.decoder is not None:
-            self.cpu_kernels["decode_loop"] = "chatdoc-gemma3"
-            self.cpu_kernels["nf4_kernel_layers"] = self.decoder.nf4_layers
-            self.cpu_kernels["extra_bytes"] += self.decoder.extra_bytes
-        else:
-            self.cpu_kernels["decode_loop"] = "transformers"
         self.use_chat_template = bool(getattr(self.tokenizer, "chat_template", None)) and not self.resolved.is_base_model
         logger.info(
             "model loaded: base={} quantization={} device={} params={}",
@@ -292,12 +304,10 @@ class TransformersBackend(AdapterHost):
 
     # ---------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:
-        # parameters + buffers, plus the fast path's packed weight copies (not parameters)
-        mem = self.base_model.get_memory_footprint() + self.cpu_kernels.get("extra_bytes", 0)
         return {
             **self._common_info(),
-            "memory_footprint_bytes": mem,
-            "cpu_kernels": self.cpu_kernels,
+            "memory_footprint_bytes": self.base_model.get_memory_footprint(),  # parameters + buffers
+            "engine": {"name": "transformers", "threads": self._threads()},
             "loaded_adapters": sorted(self._loaded_adapters),
             "prompt_format": "chat_template" if self.use_chat_template else "chatdoc",
             "max_context_tokens": self.settings.model.max_context_tokens,
@@ -306,6 +316,11 @@ class TransformersBackend(AdapterHost):
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def _threads(self) -> int | None:
+        import torch
+
+        return torch.get_num_threads() if self.device == "cpu" else None
 
     def _render_chat(self, messages: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -322,8 +337,6 @@ class TransformersBackend(AdapterHost):
             if name in self._loaded_adapters:
                 return
             d, _card, _cfg = adapter_files.load_checked(self.adapters_root, name, self.resolved.checksum)
-            if self.decoder is not None:
-                self.decoder.forget(name)
             t0 = time.perf_counter()
             try:
                 if self.model is self.base_model:
@@ -347,8 +360,6 @@ class TransformersBackend(AdapterHost):
     def unload_adapter(self, name: str) -> None:
         with self._lock:
             if name in self._loaded_adapters:
-                if self.decoder is not None:
-                    self.decoder.forget(name)
                 self.model.delete_adapter(name)
                 self._loaded_adapters.discard(name)
                 if not self._loaded_adapters:  # restore the plain base modules (no merge)
@@ -373,56 +384,55 @@ class TransformersBackend(AdapterHost):
 
     # ---------------------------------------------------------------- generation
     def stream(self, request: GenerationRequest, cancel: threading.Event | None = None) -> StreamHandle:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-
+        """``model.generate`` in a worker thread feeding a ``TextIteratorStreamer`` (the way transformers streams);
+        the generator cuts the text at the stop sequences. A stop, a cancel or a consumer that stops iterating
+        ends ``generate`` at its next step (a stopping criterion)."""
         g = self.settings.generation
         cancel = cancel or threading.Event()
         adapter = self._active if request.adapter is ... else request.adapter
         if adapter is not None:
             adapter_files.validate_name(adapter)
-            self.load_adapter(adapter)  # raise errors in the caller's thread
-        greedy = g.greedy if request.greedy is None else request.greedy
+            self.load_adapter(adapter)  # raise errors in the caller's thread, before the first piece
         max_new = request.max_new_tokens or g.max_new_tokens
-        enc = self.tokenizer(request.prompt, return_tensors="pt")
+        ids = self.tokenizer(request.prompt, return_tensors="pt")["input_ids"]
         budget = self.settings.model.max_context_tokens - max_new
-        ids = enc["input_ids"]
         if ids.shape[1] > budget:  # last resort; callers trim whole turns first (prompt.render_with_budget)
             logger.warning("prompt of {} tokens cut to {} (context policy)", ids.shape[1], budget)
             ids = ids[:, -budget:]
-        ids = ids.to(self.model.device if hasattr(self.model, "device") else self.device)
+        handle = StreamHandle(pieces=iter(()), cancel_event=cancel)
+        handle.pieces = self._pieces(request, ids, adapter, max_new, cancel, handle)
+        return handle
+
+    def _generate_kwargs(self, request: GenerationRequest, max_new: int) -> dict[str, Any]:
+        g = self.settings.generation
+        kw: dict[str, Any] = dict(max_new_tokens=max_new, repetition_penalty=g.repetition_penalty,
+                                  pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        if (g.greedy if request.greedy is None else request.greedy):
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kw.update(do_sample=True, temperature=request.temperature or g.temperature,
+                      top_p=request.top_p or g.top_p, top_k=g.top_k)
+        return kw
+
+    def _pieces(self, request: GenerationRequest, ids, adapter: str | None, max_new: int, cancel: threading.Event,
+                handle: StreamHandle) -> Iterator[str]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         stop_buf = _StopBuffer(request.stop, request.include_stop)
-        handle = StreamHandle(pieces=iter(()), cancel_event=cancel)
-        meta = handle._meta
-        meta["new_tokens"] = 0
+        done = threading.Event()  # the consumer stopped iterating
+        steps: list[float] = []  # when each new token was produced (the criterion runs once per token)
 
-        class _Stop(StoppingCriteria):
+        class _Halt(StoppingCriteria):
             def __call__(self, input_ids, scores, **kw):
-                meta["new_tokens"] = input_ids.shape[1] - ids.shape[1]
-                if meta["new_tokens"] == 1:
-                    meta.setdefault("t_first", time.perf_counter())
-                return cancel.is_set() or stop_buf.stopped
+                steps.append(time.perf_counter())
+                return cancel.is_set() or stop_buf.stopped or done.is_set()
 
-        gen_kwargs: dict[str, Any] = dict(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=max_new,
-            streamer=streamer,
-            stopping_criteria=StoppingCriteriaList([_Stop()]),
-            repetition_penalty=g.repetition_penalty,
-            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-        )
-        if greedy:
-            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            gen_kwargs.update(
-                do_sample=True,
-                temperature=request.temperature or g.temperature,
-                top_p=request.top_p or g.top_p,
-                top_k=g.top_k,
-            )
-        seed = request.seed if request.seed is not None else g.seed
+        ids = ids.to(self.model.device if hasattr(self.model, "device") else self.device)
+        kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
+                      stopping_criteria=StoppingCriteriaList([_Halt()]), **self._generate_kwargs(request, max_new))
+        seed = request.seed if request.seed is not None else self.settings.generation.seed
         errors: list[BaseException] = []
 
         def _run():
@@ -431,63 +441,50 @@ class TransformersBackend(AdapterHost):
                     if seed is not None:
                         torch.manual_seed(seed)
                     with self._use_adapter(adapter), torch.inference_mode():
-                        lora = self.decoder.lora_for(self.model, adapter) if self.decoder is not None else None
-                        if lora is not None:
-                            meta["decode_loop"] = "chatdoc-gemma3"
-                            self.decoder.generate(**gen_kwargs, lora=lora)
-                        else:
-                            meta["decode_loop"] = "transformers"
-                            self.model.generate(**gen_kwargs)
-                except BaseException as e:  # surface in the consumer thread
+                        self.model.generate(**kwargs)
+                except BaseException as e:  # re-raised in the consumer
                     logger.exception("generation failed")
                     errors.append(e)
                     streamer.end()
 
         t0 = time.perf_counter()
-        thread = threading.Thread(target=_run, name="chatdoc-generate", daemon=True)
-
-        def _pieces() -> Iterator[str]:
-            thread.start()
-            text = []
-            first = None
-            broke = False
-            for piece in streamer:
+        worker = threading.Thread(target=_run, name="chatdoc-generate", daemon=True)
+        worker.start()
+        text: list[str] = []
+        try:
+            for piece in streamer:  # the streamer's queue is unbounded: leaving early never blocks generate
                 out = stop_buf.feed(piece)
                 if out:
-                    first = first or time.perf_counter()
                     text.append(out)
                     yield out
                 if stop_buf.stopped or cancel.is_set():
-                    broke = True
                     break
-            if broke:  # generate() sees the stop on its next step; drain until it ends the stream
-                for _ in streamer:
-                    pass
-            thread.join()
             tail = stop_buf.flush()
             if tail and not cancel.is_set():
                 text.append(tail)
                 yield tail
-            if errors:
-                raise errors[0]
-            end = time.perf_counter()
-            t_first = meta.get("t_first", first or end)
-            reason = "cancel" if cancel.is_set() else ("stop" if stop_buf.stopped else "length")
-            if reason == "length" and meta["new_tokens"] < max_new:
-                reason = "stop"  # eos
-            handle.result = GenerationResult(
-                text="".join(text).strip(),
-                prompt_tokens=int(ids.shape[1]),
-                new_tokens=int(meta["new_tokens"]),
-                ttft_s=t_first - t0,
-                total_s=end - t0,
-                stopped_by=reason,
-                adapter=adapter,
-                decode_loop=meta.get("decode_loop", "transformers"),
-            )
-
-        handle.pieces = _pieces()
-        return handle
+        finally:
+            done.set()
+            worker.join()
+        if errors:
+            raise errors[0]
+        end = time.perf_counter()
+        if cancel.is_set():
+            reason = "cancel"
+        elif stop_buf.stopped or len(steps) < max_new:  # a stop sequence or the end-of-turn token
+            reason = "stop"
+        else:
+            reason = "length"
+        handle.result = GenerationResult(
+            text="".join(text).strip(),
+            prompt_tokens=int(ids.shape[1]),
+            new_tokens=len(steps),
+            ttft_s=(steps[0] if steps else end) - t0,
+            total_s=end - t0,
+            stopped_by=reason,
+            adapter=adapter,
+            decode_loop="transformers",
+        )
 
 
 def detect_quantization(model) -> dict[str, Any]:
@@ -511,30 +508,61 @@ def detect_quantization(model) -> dict[str, Any]:
     return {"in_effect": in_effect, "layer_counts": counts, "parameters": int(n_params)}
 
 
-BACKENDS = {"transformers": TransformersBackend}
+# kind -> factory(settings); chatdoc/llm/__init__.py adds "llamacpp" and "openai" (they build on this module)
+BACKENDS: dict[str, Any] = {"transformers": TransformersBackend}
 
-_backend: Backend | None = None
+
+def choose_backend(settings: Settings) -> tuple[str, str]:
+    """(kind, why) for ``model.backend``; ``auto`` = llamacpp when there is no CUDA device, llama-cpp-python imports
+    and ``model.base`` is a GGUF (the built-in model or a ``.gguf`` file), else transformers."""
+    m = settings.model
+    if m.backend != "auto":
+        return m.backend, f"model.backend: {m.backend}"
+    from chatdoc.llm.source import BUILTIN_DEFAULT
+
+    if m.device == "cuda":
+        return "transformers", "auto: model.device is cuda"
+    if m.device == "auto":
+        import torch
+
+        if torch.cuda.is_available():
+            return "transformers", "auto: a CUDA device is available"
+    if not (m.base == BUILTIN_DEFAULT or str(m.base).endswith(".gguf")):
+        return "transformers", f"auto: model.base {m.base!r} is not a GGUF"
+    try:
+        import llama_cpp
+    except Exception as e:  # noqa: BLE001 - missing, or a broken build
+        return "transformers", f"auto: llama-cpp-python is not importable ({type(e).__name__})"
+    return "llamacpp", f"auto: no CUDA, llama-cpp-python {getattr(llama_cpp, '__version__', '?')}, GGUF base"
+
+
+_backends: dict[str, Backend] = {}
 _backend_lock = threading.Lock()
 
 
-def get_backend(settings: Settings | None = None) -> Backend:
-    """The process-wide backend, loaded on first use (shared by UI, CLI, dialogue, tests)."""
-    global _backend
+def get_backend(settings: Settings | None = None, kind: str | None = None) -> Backend:
+    """The process-wide backend of ``kind`` (default: the one ``model.backend`` selects), loaded on first use and
+    shared by UI, CLI, dialogue and tests. ``kind="transformers"`` for callers that need the torch model."""
     with _backend_lock:
-        if _backend is None:
-            from chatdoc.config import get_settings
+        from chatdoc.config import get_settings
 
-            s = settings or get_settings()
+        s = settings or get_settings()
+        why = f"asked for {kind}"
+        if kind is None:
+            kind, why = choose_backend(s)
+        if kind not in _backends:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            factory = BACKENDS.get(s.model.backend)
+            factory = BACKENDS.get(kind)
             if factory is None:
-                raise ValueError(f"model.backend {s.model.backend!r} is not one of {sorted(BACKENDS)}")
-            _backend = factory(s)
-        return _backend
+                raise ValueError(f"model.backend {kind!r} is not one of {sorted(BACKENDS)}")
+            b = factory(s)
+            b.backend_choice = why
+            logger.info("model backend: {} ({})", kind, why)
+            _backends[kind] = b
+        return _backends[kind]
 
 
 def reset_backend() -> None:
-    global _backend
     with _backend_lock:
-        _backend = None
+        _backends.clear()

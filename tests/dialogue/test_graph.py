@@ -84,20 +84,24 @@ def test_crisis_needs_an_acknowledgement_then_questions_resume():
     assert not r["crisis_pending"] and r["crisis_acknowledged"] and len(r["question_log"]) == asked + 1
 
 
-def test_one_triage_and_one_negex_per_turn(monkeypatch):
+def test_one_analysis_and_one_triage_per_turn(monkeypatch):
+    """Each patient turn is analysed once (earlier turns come from the analysis cache) and triaged once; the
+    history reads the same findings."""
+    from chatdoc.clinical import analyse as analyse_mod
     from chatdoc.dialogue import graph as graph_mod
-    from chatdoc.safety import nlp
 
-    calls = []
-    real = graph_mod.assess
-    monkeypatch.setattr(graph_mod, "assess", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls, analysed = [], []
+    real, real_analyse = graph_mod.assess_findings, analyse_mod._analyse
+    monkeypatch.setattr(graph_mod, "assess_findings", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(analyse_mod, "_analyse", lambda text, *a, **k: analysed.append(text) or real_analyse(text, *a, **k))
+    analyse_mod._CACHE.clear()
     c = Consultation()
-    nlp.get_negex.cache_clear()
-    for text in ("My neck isn't stiff but I have a bad headache", "no fever", "I can't breathe properly"):
+    texts = ("My neck isn't stiff but I have a bad headache", "no fever", "I can't breathe properly")
+    for text in texts:
         before = len(calls)
         c.say(text)
         assert len(calls) - before == 1
-    assert nlp.get_negex.cache_info().misses == 1  # triage and extraction share one component
+    assert all(analysed.count(t) == 1 for t in texts), analysed
 
 
 class FakeBackend:

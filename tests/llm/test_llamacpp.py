@@ -254,13 +254,47 @@ def _teacher_forced_agreement(lcpp, prompt, target):
 def test_get_backend_returns_llamacpp_when_configured(monkeypatch):
     from chatdoc.llm import backend as backend_mod
 
-    monkeypatch.setattr(backend_mod, "_backend", None)  # the process-wide one (if any) is left alone
+    monkeypatch.setattr(backend_mod, "_backends", {})  # the process-wide ones (if any) are left alone
     b = backend_mod.get_backend(load_settings(model={"backend": "llamacpp", "threads": 2}, adapters={"active": SHIPPED}))
     try:
         assert isinstance(b, LlamaCppBackend)
         assert b.info()["backend"] == "llamacpp" and b.active_adapter == SHIPPED and b.adapter_error is None
+        assert b.info()["backend_choice"] == "model.backend: llamacpp"
     finally:
         b.close()
+
+
+def test_auto_picks_llamacpp_on_a_cpu_machine_with_a_gguf_base(monkeypatch):
+    """model.backend: auto (the default) = llama.cpp here (no CUDA, llama-cpp-python importable, built-in GGUF);
+    transformers on CUDA, for a transformers checkpoint, or without llama-cpp-python."""
+    import sys
+
+    import torch
+
+    from chatdoc.llm.backend import choose_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert load_settings().model.backend == "auto"
+    kind, why = choose_backend(load_settings())
+    assert kind == "llamacpp" and "no CUDA" in why
+    assert choose_backend(load_settings(model={"base": "/models/x.gguf"}))[0] == "llamacpp"
+    assert choose_backend(load_settings(model={"base": "/models/hf-checkpoint"}))[0] == "transformers"
+    assert choose_backend(load_settings(model={"device": "cuda"}))[0] == "transformers"
+    assert choose_backend(load_settings(model={"backend": "transformers"})) == ("transformers", "model.backend: transformers")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert choose_backend(load_settings())[0] == "transformers"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    kind, why = choose_backend(load_settings())
+    assert kind == "transformers" and "not importable" in why
+
+
+def test_get_backend_keeps_one_backend_per_kind(monkeypatch, backend):
+    from chatdoc.llm import backend as backend_mod
+
+    monkeypatch.setattr(backend_mod, "_backends", {"transformers": backend})
+    assert backend_mod.get_backend(load_settings(model={"backend": "llamacpp"}), kind="transformers") is backend
+    assert backend.info()["backend"] == "transformers"
 
 
 def test_without_llama_cpp_the_error_says_how_to_install(monkeypatch):

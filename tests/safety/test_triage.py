@@ -117,7 +117,10 @@ def test_negation_inside_the_matched_words_does_not_fire():
 
 
 def test_compound_word_ages():
-    from chatdoc.safety.modifiers import find_ages
+    from chatdoc.clinical.numbers import find_quantities
+
+    def find_ages(t):
+        return [q for q in find_quantities(t) if q.kind == "age"]
 
     assert [f.value for f in find_ages("i'm twenty six")] == [26.0]
     assert [f.value for f in find_ages("she is twenty-one years old")] == [21.0]

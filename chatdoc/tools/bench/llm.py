@@ -1,7 +1,15 @@
-"""``chatdoc bench generate``: load time, TTFT, decode speed, peak RSS, adapter switch time.
+"""``chatdoc bench generate`` and ``chatdoc bench llm``.
 
-Every quantization is measured in a fresh subprocess (:func:`child_command`) so that load times and
-peak RSS are not polluted by an earlier load in the same process.
+``bench generate``: load time, TTFT, decode speed, peak RSS and adapter switch time of the transformers backend per
+quantization, each in a fresh subprocess (:func:`child_command`) so that load times and peak RSS are not polluted
+by an earlier load in the same process.
+
+``bench llm`` (:func:`run_llm_bench`, ``python -m chatdoc.tools.bench.llm``): decode tok/s and TTFT of every
+engine in one run, on the same prompt, the same thread count, greedy: transformers nf4, llama.cpp in-process, and
+a llama.cpp server on loopback through the openai backend (llama.cpp's ``llama-server`` when found, else
+llama-cpp-python's server), each for the base model and with the shipped adapter. The engines take turns round by
+round (a shared VM's speed drifts), medians reported; every round's prompt starts with a different line, so no
+engine reuses a cached prefix (TTFT is a cold prefill).
 """
 
 from __future__ import annotations
@@ -50,10 +58,6 @@ def _one(quant: str, new_tokens: int, adapter: str | None, cold: bool) -> dict:
     b = TransformersBackend(settings)
     out["cached_load_s"] = round(time.perf_counter() - t0, 2)
     out["quantization_in_effect"] = b.quantization["in_effect"]
-    ck = b.info()["cpu_kernels"]
-    out["cpu_kernels"] = ck["in_effect"]
-    if "convert_s" in ck:
-        out["cpu_kernels_convert_s"] = ck["convert_s"]
     out["memory_footprint_mb"] = round(b.info()["memory_footprint_bytes"] / 2**20, 1)
     prompt = bench_prompt()
 
@@ -112,3 +116,154 @@ def run_generate_bench(quants: list[str], new_tokens: int = 64, adapter: str | N
         results["runs"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return results
 
+
+
+# ---------------------------------------------------------------------------------------------- bench llm
+def _machine() -> dict:
+    """CPU model and count (chatdoc.tools.bench.run imports this module: no import back)."""
+    import platform
+
+    cpu = platform.processor() or "?"
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()}
+
+
+ENGINES = ("transformers-nf4", "llamacpp", "llamacpp-server")
+
+
+def _engine(name: str, settings_kw: dict, adapter: str | None, server_engine: str):
+    """(backend, closer, description) for one engine of the llm bench."""
+    from chatdoc.config import load_settings
+
+    active = {"active": None}
+    if name == "transformers-nf4":
+        from chatdoc.llm.backend import TransformersBackend
+
+        b = TransformersBackend(load_settings(model={**settings_kw, "backend": "transformers", "quantization": "nf4"},
+                                              adapters=active))
+        return b, (lambda: None), {"engine": "transformers + bitsandbytes nf4 + peft"}
+    if name == "llamacpp":
+        from chatdoc.llm.llamacpp import LlamaCppBackend
+
+        b = LlamaCppBackend(load_settings(model={**settings_kw, "backend": "llamacpp"}, adapters=active))
+        return b, b.close, {"engine": f"llama-cpp-python {b.info()['engine']['llama_cpp_python']} in-process"}
+    from chatdoc.llm.remote import RemoteBackend
+    from chatdoc.llm.serve import ServerProcess, llama_server_binary
+
+    engine = server_engine if server_engine != "auto" else ("llama-server" if llama_server_binary() else "llama-cpp-python")
+    srv = ServerProcess(load_settings(model=settings_kw), engine=engine, adapters=(adapter,) if adapter else ()).start()
+    b = RemoteBackend(load_settings(model={**settings_kw, **srv.settings_overrides()}, adapters=active))
+
+    def close():
+        b.close()
+        srv.close()
+
+    return b, close, {"engine": f"{engine} on loopback (openai backend, flavour {srv.flavour})", "url": srv.url}
+
+
+def run_llm_bench(new_tokens: int = 64, rounds: int = 3, threads: int = 2, adapter: str | None = "consult-gemma3-270m",
+                  engines: tuple[str, ...] = ENGINES, server_engine: str = "auto", progress=print) -> dict:
+    """Decode tok/s and TTFT per engine (base and ``adapter``), alternating engines round by round."""
+    import statistics
+    from datetime import datetime, timezone
+
+    from chatdoc.llm import GenerationRequest, Turn, render
+
+    settings_kw = {"threads": threads, "device": "cpu"}
+    out: dict = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": _machine(),
+                 "config": {"new_tokens": new_tokens, "rounds": rounds, "threads": threads, "adapter": adapter,
+                            "decoding": "greedy, no stop sequences"}, "engines": {}}
+    loaded = {}
+    try:
+        for name in engines:
+            progress(f"loading {name}")
+            t0 = time.perf_counter()
+            try:
+                b, close, desc = _engine(name, settings_kw, adapter, server_engine)
+            except Exception as e:  # noqa: BLE001 - an engine that cannot run here is reported, not fatal
+                out["engines"][name] = {"error": f"{type(e).__name__}: {e}"}
+                continue
+            desc["load_s"] = round(time.perf_counter() - t0, 2)
+            loaded[name] = (b, close)
+            out["engines"][name] = desc
+            for a in (None, adapter):  # warm-up: first-token paths, adapter loading / conversion
+                b.generate(GenerationRequest(prompt=bench_prompt(), greedy=True, max_new_tokens=4, stop=(), adapter=a))
+        runs: dict = {(n, a): [] for n in loaded for a in (None, adapter)}
+        for r in range(rounds):
+            progress(f"round {r + 1} of {rounds}")
+            prompt = render(f"Session {r + 1}. You are a careful clinical assistant.",
+                            [Turn(role, text) for role, text in BENCH_PROMPT_TURNS])
+            for (name, a), rows in runs.items():
+                res = loaded[name][0].generate(GenerationRequest(prompt=prompt, greedy=True, max_new_tokens=new_tokens,
+                                                                 stop=(), adapter=a))
+                rows.append({"ttft_s": res.ttft_s, "decode_tok_s": res.decode_tok_s, "new_tokens": res.new_tokens,
+                             "prompt_tokens": res.prompt_tokens})
+        for (name, a), rows in runs.items():
+            key = "base" if a is None else "adapter"
+            out["engines"][name][key] = {
+                "decode_tok_s": round(statistics.median(x["decode_tok_s"] for x in rows), 2),
+                "ttft_s": round(statistics.median(x["ttft_s"] for x in rows), 4),
+                "decode_tok_s_best": round(max(x["decode_tok_s"] for x in rows), 2),  # the least disturbed run
+                "decode_tok_s_runs": [round(x["decode_tok_s"], 2) for x in rows],
+                "new_tokens": rows[-1]["new_tokens"], "prompt_tokens": rows[-1]["prompt_tokens"],
+            }
+    finally:
+        for _b, close in loaded.values():
+            close()
+    ref = out["engines"].get("llamacpp", {}).get("base", {}).get("decode_tok_s")
+    for e in out["engines"].values():
+        if ref and "base" in e:
+            e["decode_vs_llamacpp_in_process"] = round(e["base"]["decode_tok_s"] / ref, 3)
+    out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    return out
+
+
+def format_llm_table(res: dict) -> str:
+    lines = [f"chatdoc bench llm — {res['date']}, {res['machine'].get('cpu', '?')}, {res['config']['threads']} threads, "
+             f"{res['config']['new_tokens']} greedy tokens, median of {res['config']['rounds']}",
+             "tok/s: median (best) of the rounds; TTFT: median, cold prefill",
+             f"{'engine':18s} {'base tok/s':>15s} {'TTFT s':>8s} {'adapter tok/s':>15s} {'TTFT s':>8s} {'load s':>7s}"]
+    for name, e in res["engines"].items():
+        if "error" in e:
+            lines.append(f"{name:18s} error: {e['error']}")
+            continue
+        b, a = e.get("base", {}), e.get("adapter", {})
+        def tps(x):
+            return f"{x['decode_tok_s']} ({x['decode_tok_s_best']})" if x else "-"
+
+        lines.append(f"{name:18s} {tps(b):>15} {b.get('ttft_s', '-'):>8} "
+                     f"{tps(a):>15} {a.get('ttft_s', '-'):>8} {e.get('load_s', '-'):>7}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from chatdoc.log import setup_logging
+
+    p = argparse.ArgumentParser(prog="chatdoc bench llm", description="Decode tok/s and TTFT of every engine.")
+    p.add_argument("--new-tokens", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--adapter", default="consult-gemma3-270m", help="'' for the base model only")
+    p.add_argument("--engines", default=",".join(ENGINES))
+    p.add_argument("--server", default="auto", choices=["auto", "llama-server", "llama-cpp-python"])
+    p.add_argument("--out", default="runs/bench/llm.json")
+    a = p.parse_args(argv)
+    setup_logging(level="WARNING")
+    res = run_llm_bench(a.new_tokens, a.rounds, a.threads, a.adapter or None,
+                        tuple(x for x in a.engines.split(",") if x), a.server,
+                        progress=lambda m: print(f"[bench llm] {m}", file=sys.stderr))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    print(format_llm_table(res))
+    print(f"written: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

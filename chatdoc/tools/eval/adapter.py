@@ -1,7 +1,7 @@
 """Adapter evaluation: base vs adapter on MTS-Dialog's validation split, through the runtime backend.
 
-Everything runs on the deployed model (``chatdoc.llm.get_backend()``: nf4 base + the adapter hot-swapped
-in), so the numbers reflect what a consultation gets.
+Everything runs on the transformers backend (``chatdoc.llm.get_backend(kind="transformers")``: nf4 base + the
+adapter hot-swapped in; perplexity needs the torch model's logits), the reference of the deployed engines.
 
 Metrics (each for the base and for the adapter)
   * ``perplexity``: exp(mean NLL) over every doctor token of the evaluated conversations, each doctor
@@ -112,7 +112,8 @@ def evaluate_adapter(
     from chatdoc.train.sft import pack_samples
 
     settings = settings or get_settings()
-    backend = backend or get_backend(settings)
+    if backend is None or getattr(backend, "kind", None) != "transformers":
+        backend = get_backend(settings, kind="transformers")  # perplexity needs the torch model's logits
     backend.load_adapter(adapter)  # fail early (not found / wrong base / malformed)
     t0 = time.perf_counter()
     system = default_system()

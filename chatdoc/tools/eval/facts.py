@@ -30,7 +30,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 
-from chatdoc.dialogue.lexicon import stem
+from chatdoc.clinical.lexicon import stem
 
 THRESHOLD = 0.6
 SUPPORT_THRESHOLD = 0.5

@@ -141,3 +141,23 @@ def format_report(m: dict[str, Any]) -> str:
         lines += [f"  {x['id']}: expected {x['expected']}, got {x['predicted']} ({', '.join(x['fired']) or 'default'})"
                   for x in m["errors"]]
     return "\n".join(lines)
+
+
+def format_sources(out: dict[str, Any], show_errors: bool = True) -> str:
+    """One row per source (and ALL): cases, exact, emergency recall, under/over-triage, p95 ms per turn."""
+    lines = [f"set: {out['set']}",
+             f"{'source':<20}{'cases':>6}{'exact':>8}{'emerg. recall':>15}{'under':>8}{'over':>8}{'p95 ms':>9}"]
+    for src, m in out["sources"].items():
+        e = m["per_level"].get("emergency", 0)
+        hit = round(m["emergency_recall"] * e)
+        lines.append(f"{src:<20}{m['cases']:>6}{m['accuracy']:>8.2f}{f'{hit}/{e}':>15}{m['under_triage_rate']:>8.2f}"
+                     f"{m['over_triage_rate']:>8.2f}{m['latency_ms']['p95']:>9.1f}")
+    if out.get("skipped"):
+        lines.append(f"skipped: {len(out['skipped'])} (" + "; ".join(out["skipped"][:3]) + ")")
+    if show_errors:
+        errs = [x for src, m in out["sources"].items() if src != "ALL" for x in m.get("errors", [])]
+        if errs:
+            lines.append("mismatches:")
+            lines += [f"  {x['id']}: expected {x['expected']}, got {x['predicted']} ({', '.join(x['fired']) or 'default'})"
+                      for x in errs]
+    return "\n".join(lines)
