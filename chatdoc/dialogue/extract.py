@@ -2,9 +2,10 @@
 
 Every value stored is a span of what the patient said (or a fixed normalisation of it, such as a 0-10
 severity number or "non-smoker" from "I don't smoke"), so a summary built from the state cannot
-contain a fact the patient did not give. Symptoms are matched with the red-flag concepts plus the
-dialogue lexicon and checked for negation with the safety package's windowed NegEx (negspacy), so
-"no fever" becomes a pertinent negative. Short answers ("no", "I don't know", "yes") are recorded
+contain a fact the patient did not give. Symptoms come from the turn's typed findings (one analysis per turn,
+:mod:`chatdoc.clinical`, shared with triage): "no fever" is an absent finding and becomes a pertinent negative,
+"I had a stroke 10 years ago" goes to the past history, "allergic to penicillin, I get a rash" keeps the rash
+with the allergy. Short answers ("no", "I don't know", "yes") are recorded
 against the slot of the question just asked (``last_slot``) and the symptoms that question named.
 
 The 270M base model is not used here: measured on the scripted cases it added nothing the rules
@@ -558,6 +559,20 @@ class Extractor:
                 _add(self.h["hpi"].setdefault("associated", []), lex.label_as_said(h.concept, said))
                 self._mark("hpi.associated", h.text)
 
+    def _named(self, kind: str):
+        """The turn's findings of a named condition or drug (``condition:asthma``, ``medication:metformin``)."""
+        return [f for f in (self.findings.items if self.findings else []) if f.concept.startswith(kind + ":")]
+
+    def _reaction(self, text: str, pos: int) -> str:
+        """" (reaction: rash)" when the sentence of an allergy names what it does to the patient (a reaction is
+        kept with the allergy and is never a current symptom)."""
+        a = max(text.rfind(c, 0, pos) for c in ".!?;\n") + 1
+        ends = [i for i in (text.find(c, pos) for c in ".!?;\n") if i != -1]
+        b = min(ends) if ends else len(text)
+        got = [f.label for f in (self.findings.items if self.findings else []) if f.kind == "symptom" and a <= f.start < b
+               and (f.when == "allergy reaction" or f.assertion in ("hypothetical", "historical"))]
+        return f" (reaction: {', '.join(dict.fromkeys(got))})" if got else ""
+
     def _past(self, findings: Findings) -> None:
         """Past episodes (historical findings with their time) go to the past history, never to today's symptoms;
         an allergy's reaction is kept with the allergy (see _background), not here."""
@@ -589,6 +604,11 @@ class Extractor:
                 self._set("hpi.onset", word, word)
             self.filled.add("hpi.onset")
         dur = _first(RX["duration"], low) or _first(RX["history_dur"], low)
+        if dur is None and self.correction:  # "sorry, I meant three weeks not two": the first duration given
+            from chatdoc.clinical.numbers import find_quantities
+
+            q = next((q for q in find_quantities(text) if q.kind == "duration"), None)
+            dur = (q.raw or q.text, q.start, q.end) if q else None
         if dur:
             self._set("hpi.duration", text[dur[1]:dur[2]], text[dur[1]:dur[2]])
         elif onset and RX["ago"].search(low):
@@ -625,45 +645,42 @@ class Extractor:
                 g = 1 if m.group(1) else 2
                 if m.group(g) in ("no", "any", "known", "drug", "food"):
                     continue
-                _add(self.h["allergies"], text[m.start(g):m.end(g)])
+                _add(self.h["allergies"], text[m.start(g):m.end(g)] + self._reaction(text, m.start()))
                 allergy_spans.append((m.start(), m.end()))
                 self._mark("allergies", text[m.start():m.end()])
         if RX["no_meds"].search(low):
             self._deny("medications", text)
-        for m in lex.drugs.finditer(low):
-            if any(s <= m.start() < e for s, e in allergy_spans):
+        for f in self._named("medication"):
+            if any(s <= f.start < e for s, e in allergy_spans) or f.assertion in ("absent", "family", "other_person",
+                                                                                  "hypothetical", "asked_about"):
                 continue
-            pre = low[max(0, m.start() - 40):m.start()]
+            pre = low[max(0, f.start - 40):f.start]
             if re.search(r"\b(?:allergic|allergy|reaction to|never taken|not taking|don'?t take|stopped)\b[^.,;]*$", pre):
                 continue
-            if _mentioned_not_taken(low, m.start()):
+            if _mentioned_not_taken(low, f.start):
                 continue  # "can I take ibuprofen?", "please prescribe amoxicillin": not a current medication
             dose = re.match(r"\s*(\d+(?:\.\d+)?\s*(?:mg|mcg|micrograms?|g|ml|units?)\b(?:\s+(?:once|twice|three times)\s+a\s+day|"
-                            r"\s+(?:daily|a day|at night|in the morning))?)", low[m.end():])
-            end = m.end() + (dose.end() if dose else 0)
-            _add(self.h["medications"], text[m.start():end])
-            self._mark("medications", text[m.start():end])
+                            r"\s+(?:daily|a day|at night|in the morning))?)", low[f.end:])
+            end = f.end + (dose.end() if dose else 0)
+            _add(self.h["medications"], text[f.start:end])
+            self._mark("medications", text[f.start:end])
         if RX["no_pmh"].search(low):
             self._deny("pmh", text)
         if RX["no_fh"].search(low):
             self._deny("family_history", text)
-        for off, sent in _sentences(text):
-            sl = _lower(sent)
-            fam = RX["family"].search(sl)
-            worry = RX["concern"].search(sl) or "?" in sent
-            for m in lex.conditions.finditer(sl):
-                pre = sl[:m.start()]
-                if re.search(r"\b(?:no|not|never|dont|don'?t|doesnt|doesn'?t|without)\b(?:\s+\w+){0,3}\s*$", pre):
-                    if not fam and "pmh" not in self.filled:
-                        pass  # a denied condition is not a PMH entry
-                    continue
-                cond = sent[m.start():m.end()]
-                if fam:
-                    _add(self.h["family_history"], f"{sent[fam.start():fam.end()]}: {cond}")
-                    self._mark("family_history", sent)
-                elif not worry:
-                    _add(self.h["pmh"], cond)
-                    self._mark("pmh", sent)
+        for f in self._named("condition"):
+            cond = text[f.start:f.end]
+            if f.assertion == "family":  # "my mum has diabetes": family history, with who
+                a = max(text.rfind(c, 0, f.start) for c in ".!?;\n") + 1
+                fam = RX["family"].search(_lower(text[a:f.end]))
+                who = text[a + fam.start():a + fam.end()] if fam else "family"
+                _add(self.h["family_history"], f"{who}: {cond}")
+                self._mark("family_history", f.evidence)
+            elif f.assertion in ("present", "possible", "historical") and f.subject == "patient":
+                _add(self.h["pmh"], cond + (f" ({f.when})" if f.assertion == "historical" and f.when
+                                            and f.when != "allergy reaction" else ""))
+                self._mark("pmh", f.evidence)
+            # absent, hypothetical, asked about ("could it be diabetes?"), another person's: never the patient's PMH
         # social history
         if (m := RX["smoking_amount"].search(low)):
             self._set("social.smoking", f"smokes {text[m.start(1):m.end(1)]} a day", text[m.start():m.end()], overwrite=True)

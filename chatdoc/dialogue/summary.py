@@ -115,9 +115,44 @@ def structured(state: ConsultationState) -> dict[str, Any]:
         "narrative": h.get("narrative") or "",
         "unanswered": unanswered,
         "questions_asked": len(state.get("question_log", [])),
+        **_from_findings(state),
         # what the patient typed as another speaker's words or as instructions: kept verbatim, never a fact
         "not_used": list(h.get("not_used") or []),
     })
+
+
+def _from_findings(state: ConsultationState) -> dict[str, Any]:
+    """Exact values and the evidence of every finding, each with the patient turn it came from (1 = first), read
+    from the turn analysis (:mod:`chatdoc.clinical`, cached: nothing is analysed twice). Corrections show both:
+    the replaced finding is listed under ``corrected`` with the turn that replaced it."""
+    from chatdoc.clinical.analyse import analyse_record
+    from chatdoc.dialogue.personas import get_persona
+    from chatdoc.dialogue.state import patient_turns
+
+    turns = patient_turns(state)
+    if not turns:
+        return {"vitals": [], "evidence": [], "corrected": []}
+    speaker = "carer" if get_persona(state.get("persona")).audience == "parent" else None
+    vitals, evidence, corrected = [], [], []
+    for r in analyse_record(turns, speaker=speaker):
+        for f in r.items:
+            if f.kind == "modifier":
+                continue
+            item = {"finding": f.label, "assertion": f.assertion, "turn": f.turn + 1, "evidence": f.evidence}
+            if f.when:
+                item["when"] = f.when
+            if f.subject != "patient":
+                item["about"] = "the person writing"
+            if f.superseded_by is not None:
+                corrected.append({**item, "replaced_in_turn": f.superseded_by + 1})
+                continue
+            if f.kind == "vital" and f.current:
+                a = f.attributes
+                value = f"{a.value:g}/{a.value2:g}" if a.value2 is not None else f"{a.value:g}"
+                vitals.append({"name": f.label, "value": value, "unit": a.unit, "turn": f.turn + 1, "evidence": f.evidence})
+            elif f.kind != "age":
+                evidence.append(item)
+    return {"vitals": vitals, "evidence": evidence, "corrected": corrected}
 
 
 def _join(xs) -> str:
@@ -142,6 +177,8 @@ def render_text(s: dict[str, Any]) -> str:
         f"FH: {_join(s['family_history'])}",
         f"SH: {sh}",
         f"ROS: positives: {_join(s['ros']['positives'])}; pertinent negatives: {_join(s['ros']['negatives'])}",
+        "Reported values: " + ("; ".join(f"{v['name']} {v['value']} {v['unit']} (turn {v['turn']})" for v in s.get("vitals") or [])
+                               or "none"),
         f"Red flags: {flags}",
         f"Triage level: {s['triage_level']}",
         f"Patient concerns: {_join(s['concerns'])}",

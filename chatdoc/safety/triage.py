@@ -163,6 +163,45 @@ def _pregnancy(profile_value: Any, said: bool, denied: bool) -> bool | None:
     return None
 
 
+# NEWS2 (Royal College of Physicians, 2017), scale 1: (upper bound inclusive, points) per parameter, in order
+_NEWS2: dict[str, list[tuple[float, int]]] = {
+    "resp_rate": [(8, 3), (11, 1), (20, 0), (24, 2), (999, 3)],
+    "spo2": [(91, 3), (93, 2), (95, 1), (100, 0)],
+    "systolic_bp": [(90, 3), (100, 2), (110, 1), (219, 0), (999, 3)],
+    "heart_rate": [(40, 3), (50, 1), (90, 0), (110, 1), (130, 2), (999, 3)],
+    "temp_c": [(35.0, 3), (36.0, 1), (38.0, 0), (39.0, 1), (99, 2)],
+}
+_NEWS2_SOURCE = "NEWS2 (RCP 2017): aggregate 5-6 or any single parameter 3 = urgent response; 7+ = emergency response"
+
+
+def news2(st: _State) -> FiredRule | None:
+    """NEWS2 from the vital signs the patient (or a carer, or a nurse they quote) reported, for adults (16+ or age
+    not known): new confusion scores 3 for consciousness. None when no vital sign was reported or the score is
+    low. Missing parameters count 0, so a partial score can only under-estimate: it escalates, never reassures."""
+    age = st.age_years()
+    if age is not None and age < 16:
+        return None
+    points: list[tuple[int, Evidence]] = []
+    for name, bands in _NEWS2.items():
+        readings = st.vitals.get(name) or []
+        if not readings:
+            continue
+        value, ev = readings[-1]
+        points.append((next(p for hi, p in bands if value <= hi), ev))
+    if not points:
+        return None
+    if "confusion" in st.present:
+        points.append((3, st.present["confusion"][-1]))
+    total = sum(p for p, _ in points)
+    level: Level | None = "emergency" if total >= 7 else "urgent" if total >= 5 or any(p == 3 for p, _ in points) else None
+    if level is None:
+        return None
+    key = max((ev for _, ev in points), key=lambda e: (e.turn, e.start))
+    return FiredRule(id="news2", level=level, title=f"NEWS2 score {total} from the reported vital signs",
+                     source=_NEWS2_SOURCE, evidence=key.evidence, turn=key.turn, start=key.start, end=key.end,
+                     concepts=[ev.concept for _, ev in points], all_evidence=[ev for _, ev in points])
+
+
 def assess(turns: list[str] | str, profile: dict | None = None, *, rules: RuleSet | None = None,
            speaker: str | None = None) -> TriageResult:
     """Triage the whole history of patient turns (each analysed once, :func:`chatdoc.clinical.analyse_record`).
@@ -190,6 +229,8 @@ def assess_findings(record: list[Findings], profile: dict | None = None, *, rule
                 all_evidence=ev, crisis=rule.crisis,
             ))
             break
+    if (news := news2(st)) is not None:
+        fired.append(news)
     fired.sort(key=lambda f: urgency_rank(f.level))
     # the latest turn alone, on its cached analysis (no profile): the dialogue's "new crisis" and acknowledgement check
     latest = _State(record[-1:], {}, rs) if len(record) > 1 or profile else st

@@ -88,3 +88,31 @@ def test_semantic_matching_adds_a_paraphrase_the_patterns_do_not_list():
     f = analyse_turn("it's like someone is sitting on my chest and I'm drenched in sweat")
     sem = [x for x in f.items if x.method == "semantic"]
     assert sem and all(x.evidence in f.text for x in sem)
+
+
+def test_the_summary_keeps_a_reaction_with_its_allergy_applies_a_correction_and_cites_turns():
+    from chatdoc.dialogue.extract import extract_turn
+    from chatdoc.dialogue.state import empty_history, new_state
+    from chatdoc.dialogue.summary import build_summary
+
+    turns = ["I'm 58 and I've had a cough for two weeks. I'm allergic to penicillin, I get a rash.",
+             "sorry, I meant three weeks not two", "my temperature was 38.3 this morning"]
+    h, p = empty_history(), {}
+    for i, t in enumerate(turns):
+        h, p, _ = extract_turn(h, p, t, is_first=i == 0)
+    st = new_state("s", "gp", None, {})
+    st.update(history=h, profile=p, messages=[{"role": "patient", "text": t} for t in turns])
+    s = build_summary(st)["structured"]
+    assert s["allergies"] == ["penicillin (reaction: rash)"]
+    assert "rash" not in " ".join(s["ros"]["positives"])
+    assert s["hpi"]["duration"] == "three weeks"
+    assert {"name": "temperature", "value": "38.3", "unit": "C", "turn": 3} == {k: v for k, v in s["vitals"][0].items() if k != "evidence"}
+    cough = [e for e in s["evidence"] if e["finding"] == "cough"]
+    assert cough and cough[0]["turn"] == 1 and cough[0]["evidence"] in turns[0]
+
+
+def test_news2_from_reported_vitals_escalates_adults_only():
+    r = assess(["my dad is 79, chesty cough and fever", "the nurse checked: pulse 112, breathing 23 a minute, sats 94%, BP 104/70"])
+    assert "news2" in r.rule_ids and r.level in ("urgent", "emergency")  # 2 + 2 + 1 + 1 = 6 (+ temperature not read)
+    calm = assess(["I'm 35 with a cold, my pulse is 72 and my sats are 98%"])
+    assert "news2" not in calm.rule_ids

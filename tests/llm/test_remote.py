@@ -155,6 +155,9 @@ class _LateRelay:
         self.port, self.target, self.listening_at = free_port(), target, None
         self._sock = None
         self._timer = threading.Timer(delay_s, self._listen)
+
+    def start(self):
+        """Start the countdown (right before the request, so a slow machine cannot let the delay pass first)."""
         self._timer.start()
 
     def _listen(self):
@@ -193,11 +196,12 @@ class _LateRelay:
 
 
 def test_a_transient_refusal_is_retried(server):
-    relay = _LateRelay(server.port, 0.4)
+    relay = _LateRelay(server.port, 0.6)
     try:
         b = RemoteBackend(load_settings(model={**server.settings_overrides(), "remote_url": f"http://127.0.0.1:{relay.port}",
                                                "remote_retries": 3}, adapters={"active": None}))
         t0 = time.perf_counter()
+        relay.start()
         r = _greedy(b, n=4)
         assert r.new_tokens == 4 and relay.listening_at and relay.listening_at > t0  # the first try was refused
         b.close()
