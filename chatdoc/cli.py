@@ -53,9 +53,12 @@ eval_app.command("adapter")(train.eval_adapter)
 eval_app.command("consult")(evaluate.eval_consult)
 eval_app.command("summary")(evaluate.eval_summary)
 app.add_typer(eval_app, name="eval")
+
 bench_app.command("generate")(model.bench_generate)
 bench_app.command("run")(evaluate.bench_run)
+
 bench_app.command("dialogue")(evaluate.bench_dialogue)
+bench_app.command("llm")(evaluate.bench_llm)
 bench_app.command("ui")(evaluate.bench_ui)
 app.add_typer(bench_app, name="bench")
 

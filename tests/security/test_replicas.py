@@ -53,9 +53,8 @@ def test_a_consultation_started_on_one_replica_continues_on_the_other(auth_app, 
     assert sid[:10] in listing  # staff on either replica see it
 
 
-@pytest.fixture(scope="module")
-def proxy(auth_app, auth_app_b, tmp_path_factory):
-    """Debian nginx on loopback in front of both replicas, from configs/nginx/chatdoc.conf."""
+def _nginx(apps, prefix):
+    """Debian nginx on loopback in front of ``apps``, from configs/nginx/chatdoc.conf: (process, base URL)."""
     import shutil
     import subprocess
     import time
@@ -65,11 +64,10 @@ def proxy(auth_app, auth_app_b, tmp_path_factory):
     from chatdoc.tools.harness import free_port
 
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    prefix = tmp_path_factory.mktemp("nginx")
     for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (prefix / d).mkdir()
     port = free_port()
-    servers = " ".join(f"server {urlsplit(a.base).netloc};" for a in (auth_app, auth_app_b))
+    servers = " ".join(f"server {urlsplit(a.base).netloc};" for a in apps)
     conf = (REPO_ROOT / "configs" / "nginx" / "chatdoc.conf").read_text()
     conf = conf.replace("__PREFIX__", str(prefix)).replace("__LISTEN__", f"127.0.0.1:{port}")
     (prefix / "nginx.conf").write_text(conf.replace("__UPSTREAM_SERVERS__", servers))
@@ -85,6 +83,13 @@ def proxy(auth_app, auth_app_b, tmp_path_factory):
     else:
         proc.kill()
         pytest.fail(f"nginx did not start: {proc.stderr.read().decode()[-500:]}")
+    return proc, base
+
+
+@pytest.fixture(scope="module")
+def proxy(auth_app, auth_app_b, tmp_path_factory):
+    """Debian nginx on loopback in front of both replicas."""
+    proc, base = _nginx((auth_app, auth_app_b), tmp_path_factory.mktemp("nginx"))
     yield base
     proc.terminate()
     proc.wait(timeout=10)
@@ -107,3 +112,121 @@ def test_behind_nginx_streaming_logins_and_staff_work(proxy, auth_app, new_page)
     # the app saw the client's address from the proxy (X-Forwarded-For), and the proxy's Host with its port
     r = httpx.get(proxy + "/healthz", headers={"Origin": "https://evil.example"}, timeout=30)
     assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
+
+
+# ------------------------------------------------------------------------------------------ replicas + one engine
+SHIPPED = "consult-gemma3-270m"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """ONE llama.cpp server (llama-cpp-python's, chatdoc.llm.serve) on loopback: the built-in GGUF + the shipped
+    adapter, for every replica."""
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("sse_starlette")
+    from chatdoc.config import load_settings
+    from chatdoc.llm.serve import ServerProcess
+
+    srv = ServerProcess(load_settings(model={"threads": 1}), adapters=(SHIPPED,)).start()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(scope="module")
+def engine_replicas(engine, tmp_path_factory, redis_url):
+    """Two app processes with ``model.backend: openai`` on the one engine, model wording on, one Redis, behind nginx.
+    Started side by side, each warming its turn pipeline (redaction, extraction) before it reports ready."""
+    import threading
+
+    from chatdoc.config import REPO_ROOT
+    from chatdoc.tools.harness import AppProcess
+    from tests.security.conftest import _auth_env
+
+    env_model = {f"CHATDOC_MODEL_{k.upper()}": v for k, v in engine.settings_overrides().items()}
+    apps = []
+    for name in ("engine-a", "engine-b"):
+        data = tmp_path_factory.mktemp(name)
+        env = {**_auth_env(redis_url, data), **env_model, "CHATDOC_REDIS_KEY_PREFIX": "scaleout",
+               "CHATDOC_PRIVACY_KEY": "ab" * 32,  # the replicas' shared pseudonym key
+               "CHATDOC_DIALOGUE_USE_MODEL_WORDING": "true", "CHATDOC_DIALOGUE_WORDING_ATTEMPTS": "1",
+               "CHATDOC_DIALOGUE_WORDING_MAX_NEW_TOKENS": "24", "CHATDOC_MODEL_REMOTE_TIMEOUT_S": "60"}
+        apps.append(AppProcess(env=env, log_path=REPO_ROOT / "artifacts" / f"security-{name}.log", warm=True))
+    errors = []
+
+    def start(app):
+        try:
+            app.start()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(a,)) for a in apps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    proc = None
+    try:
+        assert not errors, errors
+        proc, base = _nginx(apps, tmp_path_factory.mktemp("nginx-engine"))
+        yield apps[0], apps[1], base
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+        for a in apps:
+            a.stop()
+
+
+def _completions(engine) -> int:
+    """How many completions the engine has answered (its access log)."""
+    return engine.log_path.read_text(errors="replace").count("POST /v1/completions")
+
+
+def test_replicas_share_one_engine_and_a_consultation_moves_between_them(engine, engine_replicas, redis_url,
+                                                                         monkeypatch):
+    a_app, b_app, proxied = engine_replicas
+    a = GradioRaw(a_app.base)
+    a.call(a.fn_index("on_load"), [])
+    sid = re.search(r'resume-code\\">([A-Za-z0-9_-]{22,64})<', a.outputs_text(a.call(a.fn_index("on_consent"), [None]))).group(1)
+    before = _completions(engine)
+    assert a.call(a.fn_index("on_send"), ["I have had a sore throat for two days", None])["messages"][-1]["success"]
+    after_a = _completions(engine)
+    assert after_a > before, "replica A did not word its question through the engine"
+    # the patient comes back on the other replica and carries on
+    b = GradioRaw(b_app.base)
+    b.call(b.fn_index("on_load"), [])
+    resumed = b.outputs_text(b.call(b.fn_index("on_resume"), [sid, None]))
+    assert "sore throat for two days" in resumed and "resume-ok" in resumed
+    assert b.call(b.fn_index("on_send"), ["No fever, just pain when swallowing", None])["messages"][-1]["success"]
+    assert _completions(engine) > after_a, "replica B did not word its question through the engine"
+    # ... and once more through the proxy (whichever replica it picks)
+    p = GradioRaw(proxied)
+    p.call(p.fn_index("on_load"), [])
+    assert "resume-ok" in p.outputs_text(p.call(p.fn_index("on_resume"), [sid, None]))
+    assert p.call(p.fn_index("on_send"), ["It started on Monday", None])["messages"][-1]["success"]
+    # staff (logged in through the proxy) see it
+    staff = GradioRaw(proxied, "/staff", client=login_client(proxied, STAFF, **{"X-Forwarded-For": "192.0.2.60"}))
+    assert sid[:10] in staff.outputs_text(staff.call(0, ["any", "any"]))
+    # the record in the shared Redis: three patient turns, each answered with a question; model wording was asked
+    # for every one (a wording that failed the acceptance check is the template, never an engine failure)
+    from chatdoc.config import get_settings
+    from chatdoc.memory import reset_connection
+    from chatdoc.service import build_service
+
+    monkeypatch.setenv("CHATDOC_REDIS_URL", redis_url)
+    monkeypatch.setenv("CHATDOC_REDIS_KEY_PREFIX", "scaleout")
+    get_settings.cache_clear()
+    reset_connection()
+    try:
+        view = build_service().get_state(sid)
+    finally:
+        reset_connection()
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    patient = [m["text"] for m in view.transcript if m["role"] == "patient"]
+    assert len(patient) == 3 and "Monday" in patient[-1], view.transcript
+    assert len(view.question_log) >= 3 and {q["source"] for q in view.question_log} <= {"model", "template"}
+    for name in ("security-engine-a.log", "security-engine-b.log"):
+        from chatdoc.config import REPO_ROOT
+
+        assert "engine_unavailable" not in (REPO_ROOT / "artifacts" / name).read_text(errors="replace")

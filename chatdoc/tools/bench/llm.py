@@ -1,4 +1,4 @@
-"""``chatdoc bench generate`` and ``chatdoc bench llm``.
+"""``chatdoc bench generate`` and ``chatdoc bench llm`` (``python -m chatdoc.tools.bench.llm`` is the same).
 
 ``bench generate``: load time, TTFT, decode speed, peak RSS and adapter switch time of the transformers backend per
 quantization, each in a fresh subprocess (:func:`child_command`) so that load times and peak RSS are not polluted
@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engines", default=",".join(ENGINES))
     p.add_argument("--server", default="auto", choices=["auto", "llama-server", "llama-cpp-python"])
     p.add_argument("--out", default="runs/bench/llm.json")
+    p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     a = p.parse_args(argv)
     setup_logging(level="WARNING")
     res = run_llm_bench(a.new_tokens, a.rounds, a.threads, a.adapter or None,
@@ -260,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
+    if a.json:
+        print(json.dumps(res, indent=1))
+        return 0
     print(format_llm_table(res))
     print(f"written: {out}")
     return 0
