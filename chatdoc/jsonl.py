@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 
-def read_jsonl(path: Path | str, error: type[Exception], missing: str = "file not found") -> Iterator[tuple[str, Any]]:
+def read_jsonl(path: Path | str, error: type[Exception], missing: str = "file not found",
+               problems: list[str] | None = None) -> Iterator[tuple[str, Any]]:
     """Yield ``("path:line", parsed object)`` for each non-blank line.
 
     Raises ``error("<missing>: path")`` when the file is absent and ``error("path:line: not valid JSON (...)")``
-    on a bad line, so callers turn bad input into one clear message without their own parsing loop."""
+    on a bad line, so callers turn bad input into one clear message without their own parsing loop. With
+    ``problems``, a bad line is reported there and skipped instead (one bad record is not fatal)."""
     path = Path(path)
     if not path.is_file():
         raise error(f"{missing}: {path}")
@@ -22,5 +24,8 @@ def read_jsonl(path: Path | str, error: type[Exception], missing: str = "file no
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise error(f"{path}:{no}: not valid JSON ({e.msg})") from None
+            if problems is None:
+                raise error(f"{path}:{no}: not valid JSON ({e.msg})") from None
+            problems.append(f"{path}:{no}: not valid JSON ({e.msg}), skipped")
+            continue
         yield f"{path}:{no}", obj

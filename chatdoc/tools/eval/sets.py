@@ -41,7 +41,7 @@ def load(name: str, split: Split = "dev", directory: Path | None = None) -> tupl
     path = (directory or SETS_DIR) / name
     out: list[dict[str, Any]] = []
     problems: list[str] = []
-    for where, obj in read_jsonl(path, SetError, "evaluation set not found"):
+    for where, obj in read_jsonl(path, SetError, "evaluation set not found", problems):
         if not isinstance(obj, dict) or "id" not in obj:
             problems.append(f"{where}: not a case object with an id")
             continue
