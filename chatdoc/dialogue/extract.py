@@ -334,9 +334,8 @@ def find_concepts(text: str, findings: Findings | None = None, *, any_assertion:
             continue
         if not any_assertion and x.assertion not in ("present", "possible", "absent"):
             continue
-        if x.method == "semantic" and any(o.method != "semantic" and o.kind == "symptom" and o.start < x.end and x.start < o.end
-                                          for o in f.items if o.concept in lex.concepts):
-            continue  # a clause's paraphrase match adds a concept only where no pattern named one
+        if x.method == "semantic":
+            continue  # paraphrase matches raise triage; the history keeps to what a pattern named (no inferred labels)
         hits.append(Hit(x.concept, x.start, x.end, x.evidence, x.assertion == "absent"))
     # one concept per span: a longer span covering a shorter one wins, then the concept the question sets ask about
     hits.sort(key=lambda h: (-(h.end - h.start), lex.rank.get(h.concept, 1), h.start))
@@ -553,6 +552,8 @@ class Extractor:
                     self._ros("pregnant", not h.negated, h.text)
                 continue
             self._ros(h.concept, not h.negated, h.text)
+            if h.concept not in lex.labels:  # no reviewed label: the summary shows the patient's own words
+                self.h.setdefault("said", {}).setdefault(h.concept, _clause_around(text, h.start, h.end))
             if not h.negated:
                 said = _clause_around(text, h.start, h.end)
                 self.h.setdefault("said", {}).setdefault(h.concept, said)  # the patient's words for it
@@ -579,7 +580,7 @@ class Extractor:
         for f in findings.items:
             if f.assertion == "historical" and f.kind == "symptom" and f.subject == "patient" and f.when \
                     and f.when != "allergy reaction":
-                if _add(self.h["pmh"], f"{f.label} ({f.when})"):
+                if f.method != "semantic" and _add(self.h["pmh"], f"{f.evidence} ({f.when})"):
                     self._mark("pmh", f.evidence)
 
     def _hpi(self, text: str, low: str, last_slot: str | None) -> None:

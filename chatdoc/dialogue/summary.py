@@ -104,7 +104,7 @@ def structured(state: ConsultationState) -> dict[str, Any]:
         "family_history": lst("family_history"),
         "social_history": social,
         "ros": {"positives": [lex.label_as_said(c, (h.get("said") or {}).get(c)) for c in h["ros"]["positives"]],
-                "negatives": [lex.label(c) for c in h["ros"]["negatives"]]},
+                "negatives": [lex.label_as_said(c, (h.get("said") or {}).get(c)) for c in h["ros"]["negatives"]]},
         "red_flags": list(triage.get("red_flags", [])),
         "triage_level": triage.get("level", "unknown"),
         "concerns": lst("concerns"),
