@@ -30,6 +30,10 @@ NON_SYMPTOM = {
     "poisoning", "accidental_extra_dose", "overdose", "cardiac_features", "chest_wall", "inhaler_not_helping",
     "seizure_red", "appendicitis_pattern", "peritonism", "one_sided_lower_abdo", "missed_period", "hypo", "hyper",
     "ketones", "admin_request", "other_routine",
+    # who, where and how (context the rules use), not a symptom: never a chief complaint or a review-of-systems item
+    "vte_risk", "positive_test", "older_adult", "young_infant", "malaria_travel", "child", "dangerous_mechanism",
+    "road_collision", "injury_context", "male", "inhaler_more", "eye_area", "late_pregnancy", "pep",
+    "emergency_contraception", "contraception", "pain_out_of_proportion", "cellulitis_named", "sickle_cell",
 }
 
 # a negation word inside a concept's own pattern ("doesnt fade", "not breathing", "cant move"): such a
