@@ -58,6 +58,10 @@ _SAME = {"dad": "dad|father|he|him", "father": "dad|father|he|him", "mum": "mum|
          "mom": "mum|mom|mother|she|her", "mother": "mum|mom|mother|she|her", "husband": "husband|he|him",
          "wife": "wife|she|her", "partner": "partner|he|him|she|her|they",
          "grandma": "grandma|grandmother|gran|nan|nana|she|her", "grandad": "grandad|grandfather|grandpa|he|him"}
+for _k in ("grandmother", "gran", "nan", "nana"):
+    _SAME[_k] = _SAME["grandma"]
+for _k in ("grandfather", "grandpa"):
+    _SAME[_k] = _SAME["grandad"]
 _NOBODY_IN_PARTICULAR = re.compile(r"^(?:my )?(?:everyone|everybody|someone|somebody|anyone|anybody|people|nobody|no one)$")
 
 

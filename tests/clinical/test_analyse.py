@@ -116,3 +116,8 @@ def test_news2_from_reported_vitals_escalates_adults_only():
     assert "news2" in r.rule_ids and r.level in ("urgent", "emergency")  # 2 + 2 + 1 + 1 = 6 (+ temperature not read)
     calm = assess(["I'm 35 with a cold, my pulse is 72 and my sats are 98%"])
     assert "news2" not in calm.rule_ids
+
+
+def test_a_carer_writing_about_a_grandparent_is_writing_about_the_patient():
+    rec = analyse_record(["my nan's speech has gone slurred in the last half hour and her face has dropped on one side"])
+    assert assess_findings(rec).level == "emergency"
