@@ -116,7 +116,8 @@ def _check_summary(s, drugs: list[str]) -> None:
         assert d not in meds, (d, s.structured["medications"])
     cc = (s.structured["chief_complaint"] or "").lower()
     assert "headache" in cc and not ROLE_ANYWHERE.search(cc)
-    labels = ("CC:", "HPI:", "PMH:", "Medications:", "Allergies:", "FH:", "SH:", "ROS:", "Red flags:", "Triage level:",
+    labels = ("CC:", "HPI:", "PMH:", "Medications:", "Allergies:", "FH:", "SH:", "ROS:", "Reported values:", "Red flags:",
+              "Triage level:",
               "Patient concerns:", "Unanswered:", "Background negatives:", "Other information the patient gave:",
               "Note (verbatim", "HPI narrative", "Not used")
     for line in s.text.split("\n"):
@@ -244,7 +245,8 @@ def test_summary_values_never_start_a_line(chatdoc_redis_env):
     s = build_summary({"history": h, "profile": {}, "triage": {"level": "routine", "red_flags": []}, "question_log": []})
     for line in s["text"].split("\n"):
         assert not line.startswith(("=", "#", "Patient said")), line
-        assert line.split(":", 1)[0] in ("CC", "HPI", "PMH", "Medications", "Allergies", "FH", "SH", "ROS", "Red flags",
+        assert line.split(":", 1)[0] in ("CC", "HPI", "PMH", "Medications", "Allergies", "FH", "SH", "ROS", "Reported values",
+                                         "Red flags",
                                          "Triage level", "Patient concerns", "Unanswered",
                                          "Other information the patient gave"), line
     assert "\n" not in s["lay_text"] and "\r" not in s["lay_text"] and not _role_line(s["lay_text"])
