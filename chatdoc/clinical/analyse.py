@@ -26,11 +26,6 @@ from chatdoc.clinical.concepts import Match, get_bank, get_semantic
 from chatdoc.clinical.findings import Attributes, Finding, Findings
 from chatdoc.clinical.text import normalise, sentences
 
-# who a carer may be talking about (the patient), as ConText reports the person cue
-_PATIENT_PEOPLE = re.compile(
-    r"\b(?:baby|babys|son|daughter|boy|girl|child|kid|toddler|little one|newborn|infant|dad|father|mum|mom|mother|"
-    r"husband|wife|partner|grandma|grandmother|gran|nan|nana|grandad|grandfather|grandpa|brother|sister|"
-    r"twins?|he|she|him|her|they)\b", re.I)
 _CARER_OPENING = re.compile(
     r"\bmy\s+(?:\d+[\s-]*(?:year|yr|month|week|day)s?[\s-]*old\s+|little\s+|(?:baby|infant|newborn|toddler)\s+)?"
     r"(baby|son|daughter|boy|girl|child|kid|toddler|little one|newborn|infant|dad|father|mum|mom|mother|husband|"

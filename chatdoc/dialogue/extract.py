@@ -450,8 +450,7 @@ class Extractor:
         self.correction = findings.correction  # "sorry, I meant three weeks": the new value replaces the old
         hits = find_concepts(text, findings)
         self._past(findings)
-        lex = get_lexicon()
-        drug_spans = [(m.start(), m.end()) for m in lex.drugs.finditer(low)]
+        drug_spans = [(f.start, f.end) for f in self._named("medication")]  # the analysis already found them
         hits = [h for h in hits if not any(s <= h.start < e or h.start <= s < h.end for s, e in drug_spans)]  # drugs are meds
         before = set(self.filled)
         snap = repr((self.h, self.p))
