@@ -52,6 +52,7 @@ eval_app.command("pii")(privacy.eval_pii)
 eval_app.command("adapter")(train.eval_adapter)
 eval_app.command("consult")(evaluate.eval_consult)
 eval_app.command("summary")(evaluate.eval_summary)
+eval_app.command("conversation")(evaluate.eval_conversation)
 app.add_typer(eval_app, name="eval")
 
 bench_app.command("generate")(model.bench_generate)

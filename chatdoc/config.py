@@ -124,6 +124,10 @@ class DialogueSettings(_Section):
     wording_max_new_tokens: int = Field(40, ge=4, le=256)  # model wording of one question
     wording_attempts: int = Field(2, ge=1, le=3)  # model tries before the template (guard: regenerate once)
     wording_context_turns: int = Field(4, ge=0, le=20)  # recent turns shown to the model
+    acknowledge: bool = True  # every reply opens with an acknowledgement of the patient's turn (model or template)
+    answer_questions: bool = True  # the patient's questions are answered (or handed to the team) before the next question
+    knowledge_answers: bool = True  # knowledge questions are answered from MedQuAD passages (chatdoc.knowledge)
+    model_budget_s: float = Field(2.5, ge=0.1, le=60.0)  # the model's time in one turn; after it, templates
     lexicon_file: Path = Path("configs/questions/_lexicon.yaml")  # shipped fallback lexicon
     disease_database: Path | None = None  # None = <train.data_dir>/chatdoctor/disease_database_mini.csv
 

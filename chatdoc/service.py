@@ -29,12 +29,13 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from chatdoc.dialogue.state import ReplyPart
 from chatdoc.domain import Level, Phase, RedFlag, is_valid_session_id, new_session_id
 from chatdoc.log import logger
 
@@ -89,6 +90,7 @@ class TurnReply(BaseModel):
     questions_asked: int = 0
     done: bool = False
     source: Literal["model", "template"] = "template"  # who worded the reply (model wording passed the guard)
+    parts: list[ReplyPart] = []  # the reply's checked parts: acknowledgement, answers (with their source), question ...
 
 
 class StreamEvent(BaseModel):
@@ -189,7 +191,7 @@ def _reply_from(sid: str, st: dict[str, Any]) -> TurnReply:
         session_id=sid, reply=rep.get("text", ""), phase=st.get("phase", "history"),
         triage_level=tri.get("level") or "unknown", red_flags=list(tri.get("red_flags", [])),
         crisis=bool(tri.get("crisis")), banner=rep.get("banner"), questions_asked=len(st.get("question_log", [])),
-        done=st.get("phase") == "closed", source=rep.get("source") or "template",
+        done=st.get("phase") == "closed", source=rep.get("source") or "template", parts=list(rep.get("parts") or []),
     )
 
 
@@ -315,9 +317,15 @@ class _GatedBackend:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._backend, name)
 
-    def generate(self, request):
+    def generate(self, request, cancel=None):
+        """One generation in a gate slot; ``cancel`` (a threading.Event) stops it early (the turn's time budget)."""
         with self._gate.slot(self._key):
-            return self._backend.generate(request)
+            if cancel is None:
+                return self._backend.generate(request)
+            h = self._backend.stream(request, cancel)
+            for _ in h:
+                pass
+            return h.result
 
 
 # ---------------------------------------------------------------------------------------------- the service
@@ -398,12 +406,28 @@ class Consultations:
         through the generation gate (``key``: whose turn waits, for its queue position)."""
         from chatdoc.dialogue.context import RunContext
 
-        wording = self.settings.dialogue.use_model_wording if model_wording is None else model_wording
-        return RunContext(model_wording=wording, backend=_GatedBackend(self.backend, self.gate, key) if wording else None)
+        d = self.settings.dialogue
+        wording = d.use_model_wording if model_wording is None else model_wording
+        return RunContext(model_wording=wording, backend=_GatedBackend(self.backend, self.gate, key) if wording else None,
+                          model_budget_s=d.model_budget_s, answer_questions=d.answer_questions,
+                          knowledge_answers=d.knowledge_answers, acknowledge=d.acknowledge)
 
-    def _run(self, value: Any, sid: str, model_wording: bool | None = None) -> dict[str, Any]:
+    def _run(self, value: Any, sid: str, model_wording: bool | None = None,
+             on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Run the graph to its next stop. ``on_event`` receives the reply as it is produced (``{"banner": ...}``,
+        ``{"token": ...}``: each part once it passed its checks)."""
         with _storage_guard():
-            return self._graph().invoke(value, _cfg(sid), context=self._context(model_wording, sid), durability="exit")
+            ctx = self._context(model_wording, sid)
+            if on_event is None:
+                return self._graph().invoke(value, _cfg(sid), context=ctx, durability="exit")
+            final: dict[str, Any] = {}
+            for mode, chunk in self._graph().stream(value, _cfg(sid), context=ctx, durability="exit",
+                                                    stream_mode=["custom", "values"]):
+                if mode == "custom":
+                    on_event(chunk)
+                else:
+                    final = chunk
+            return final
 
     def _startup(self) -> None:
         if self._started:
@@ -539,7 +563,7 @@ class Consultations:
             self._update_index(sid, out)
             return _reply_from(sid, out)
 
-    def _turn(self, session_id: str, text: Any) -> TurnReply:
+    def _turn(self, session_id: str, text: Any, on_event: Callable[[dict[str, Any]], None] | None = None) -> TurnReply:
         """One patient turn: check, read the checkpoint once, redact once, run the graph once, index."""
         from langgraph.types import Command
 
@@ -566,7 +590,7 @@ class Consultations:
             # redacted BEFORE it enters the graph: LangGraph stores resume values in the checkpointer
             red = get_redactor().redact(text, PlaceholderState.model_validate(st["privacy"]))
             reset_gen_stats()
-            out = self._run(Command(resume={"text": red.text, "privacy": red.state.model_dump()}), sid)
+            out = self._run(Command(resume={"text": red.text, "privacy": red.state.model_dump()}), sid, on_event=on_event)
             self._update_index(sid, out)
             if out.get("phase") == "closed" and out.get("summary"):
                 self._store_summary(sid, out["summary"])
@@ -577,46 +601,52 @@ class Consultations:
         return self._turn(session_id, text)
 
     def stream_message(self, session_id: str, text: str) -> Iterator[StreamEvent]:
-        """``banner`` (when escalated) first, then the reply as it was produced, then ``done`` with the TurnReply.
-
-        A reply is shown only after the output guard passed it, so it is produced whole: one ``token`` event.
-        Errors a person can act on come as one ``error`` event (never an exception).
-        """
+        """``banner`` (when escalated) first, then the reply part by part as each passes its checks (the
+        acknowledgement, an answer, the next question: ``token`` events, to be appended), then ``done`` with the
+        TurnReply. While the turn waits for a model slot: ``queue`` events with its position. Errors a person can
+        act on come as one ``error`` event (never an exception)."""
         try:
-            if self.settings.dialogue.use_model_wording and is_valid_session_id(session_id):
-                reply = yield from self._turn_with_queue_notes(session_id, text)
-            else:
-                reply = self._turn(session_id, text)
+            reply = yield from self._turn_streaming(session_id, text)
         except ServiceError as e:
             yield StreamEvent(kind="error", text=e.message, code=e.code)
             return
-        if reply.banner:
-            yield StreamEvent(kind="banner", text=reply.banner)
-        if reply.reply:
-            yield StreamEvent(kind="token", text=reply.reply)
         yield StreamEvent(kind="done", text=reply.reply, reply=reply)
 
-    def _turn_with_queue_notes(self, sid: str, text: Any):
-        """The turn in a worker thread; while it waits for a model slot, ``queue`` events with its position. The
-        turn completes even if the caller stops listening (a closed browser tab loses no turn)."""
+    def _turn_streaming(self, sid: str, text: Any):
+        """The turn in a worker thread, its reply events passed on as they come. The turn completes even if the
+        caller stops listening (a closed browser tab loses no turn)."""
+        import queue
+
         box: dict[str, Any] = {}
+        events: queue.Queue = queue.Queue()
         done = threading.Event()
 
         def work() -> None:
             try:
-                box["reply"] = self._turn(sid, text)
+                box["reply"] = self._turn(sid, text, on_event=events.put)
             except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
                 box["error"] = e
             finally:
                 done.set()
+                events.put(None)
 
         threading.Thread(target=work, name="chatdoc-turn", daemon=True).start()
         shown = 0
-        while not done.wait(0.2):
-            n = self.gate.position(sid)
-            if n and n != shown:
-                shown = n
-                yield StreamEvent(kind="queue", text=QUEUE_NOTE.format(n=n))
+        while True:
+            try:
+                ev = events.get(timeout=0.2)
+            except queue.Empty:
+                n = self.gate.position(sid) if is_valid_session_id(sid) else 0
+                if n and n != shown:
+                    shown = n
+                    yield StreamEvent(kind="queue", text=QUEUE_NOTE.format(n=n))
+                continue
+            if ev is None:
+                break
+            if ev.get("banner"):
+                yield StreamEvent(kind="banner", text=ev["banner"])
+            elif ev.get("token"):
+                yield StreamEvent(kind="token", text=ev["token"])
         if "error" in box:
             raise box["error"]
         return box["reply"]

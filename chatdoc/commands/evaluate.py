@@ -244,3 +244,61 @@ def bench_ui(
         fail(f"{e.name} is missing: install the test extras (bash scripts/install.sh --test)")
     res = run(turns, model_wording, max_new_tokens, out, warmup)
     emit(res, True)
+
+
+def eval_conversation(
+    split: str = typer.Option("dev", "--set", help="dev | test (the frozen split) | all"),
+    voiced: int = typer.Option(0, "--voiced", min=0, help="Also run the first N AgentClinic cases voiced as patients."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N scripted cases."),
+    model_wording: bool = typer.Option(None, "--model/--no-model", help="Model parts on/off (default: dialogue.use_model_wording)."),
+    out: str = typer.Option("runs/eval", "--out", help="Directory for conversation.json and conversation.md."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Scripted consultations with patient questions, corrections, distress and unclear answers (see
+    tests/evalsets/CONVERSATIONS.md): answered questions, model acceptance, acknowledgement facts, groundedness,
+    answers below the triage level, corrections applied, latency."""
+    import os
+    from datetime import datetime, timezone
+
+    from chatdoc.tools.bench.run import machine
+    from chatdoc.tools.eval import report
+    from chatdoc.tools.eval.conversation import load_conversations, load_voiced, report_md, run
+
+    if split not in ("dev", "test", "all"):
+        fail("--set must be dev, test or all")
+    if model_wording is not None:
+        os.environ["CHATDOC_DIALOGUE_USE_MODEL_WORDING"] = "true" if model_wording else "false"
+    cases, problems = load_conversations(split)
+    for p in problems:
+        typer.echo(f"skipped: {p}", err=True)
+    cases = cases[:limit] if limit else cases
+    cases += load_voiced(voiced) if voiced else []
+    if not cases:
+        fail("no cases")
+    say = _progress(as_json)
+
+    def progress(i, n, r):
+        say(f"[{i}/{n}] {r['case']}: " + (f"ERROR {r['error']}" if "error" in r else f"{len(r['turns'])} turns"))
+
+    with service_errors():
+        svc = service()
+        res = run(cases, svc, progress)
+    from chatdoc.config import get_settings
+
+    st = get_settings()
+    res["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    res["machine"] = machine()
+    res["config"] = {"set": split, "use_model_wording": st.dialogue.use_model_wording, "adapter": st.adapters.active,
+                     "model_budget_s": st.dialogue.model_budget_s, "backend": st.model.backend}
+    p = report.write_json(res, out, "conversation.json")
+    md = Path(p).with_name("conversation.md")
+    md.write_text(report_md(res), encoding="utf-8")
+    if as_json:
+        emit({k: v for k, v in res.items() if k != "results"}, True)
+        return
+    for k in ("questions_answered_rate", "question_class_agreement", "model_ack_acceptance", "model_question_acceptance",
+              "model_answer_acceptance", "acks_with_unsaid_facts", "answers_below_level", "grounded_unsupported",
+              "corrections_applied_rate", "distress_acknowledged_rate", "unclear_clarified_rate", "turn_p50_s", "turn_p95_s"):
+        typer.echo(f"{k:30s} {res.get(k)}")
+    typer.echo(f"per source: {res['per_source']}   errors: {len(res['errors'])}")
+    typer.echo(f"written: {p} and {md}")

@@ -21,6 +21,13 @@ class RunContext:
     backend: object | None = None
     #: crisis / emergency numbers shown (``configs/crisis_lines.yaml``); None = ``safety.locale``
     locale: str | None = None
+    #: the model's time in one turn (seconds); jobs after it use the templates (``dialogue.model_budget_s``)
+    model_budget_s: float | None = None
+    #: answer the patient's questions, and from MedQuAD passages (``dialogue.answer_questions`` / ``knowledge_answers``)
+    answer_questions: bool = True
+    knowledge_answers: bool = True
+    #: open replies with an acknowledgement (``dialogue.acknowledge``)
+    acknowledge: bool = True
 
     @property
     def wording_by_model(self) -> bool:

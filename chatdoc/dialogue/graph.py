@@ -27,6 +27,7 @@ words the reply, streams it and appends it. See README.md in this package for th
 from __future__ import annotations
 
 import operator
+import re
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -42,8 +43,12 @@ from chatdoc.dialogue.extract import NEG_ANSWER, extract_turn, is_filled, wants_
 from chatdoc.dialogue.personas import get_persona
 from chatdoc.dialogue.policy import next_question
 from chatdoc.dialogue.questions import choose_set, plan
-from chatdoc.dialogue.respond import word_question
-from chatdoc.dialogue.state import ConsultationState, QuestionLog, Reply, Triage, TurnPlan, log_upsert, patient_turns
+from chatdoc.clinical.analyse import _CORRECTION as CORRECTION_CUE  # TODO export
+from chatdoc.dialogue.answers import answer as answer_question
+from chatdoc.dialogue.answers import classify as classify_question
+from chatdoc.dialogue.respond import Budget, acknowledge, grounded_generate, word_question
+from chatdoc.dialogue.state import (ConsultationState, QuestionLog, Reply, ReplyPart, Triage, TurnPlan, log_upsert,
+                                    patient_turns)
 from chatdoc.dialogue.summary import build_summary
 from chatdoc.texts import text as wording
 from chatdoc.safety import (
@@ -65,7 +70,74 @@ def _ctx(runtime: Runtime[RunContext]) -> RunContext:
 
 
 def _template(text: str, kind: str) -> Reply:
-    return Reply(text=text, kind=kind, source="template", slot=None, guard_reasons=[])
+    return Reply(text=text, kind=kind, source="template", slot=None, guard_reasons=[],
+                 parts=[ReplyPart(kind=kind, text=text, source="template", reasons=[])])
+
+
+class _Out:
+    """The reply as it is produced: the banner first (emergency level or a crisis pending), then each part is
+    streamed as soon as it has passed its checks (LangGraph's custom stream: ``{"banner"}``, ``{"token"}``)."""
+
+    def __init__(self, state: ConsultationState, runtime: Runtime[RunContext]):
+        self.runtime, self.parts, self.banner = runtime, [], None
+        tri = state.get("triage") or {}
+        if tri.get("level") == "emergency" or state.get("crisis_pending"):
+            flags = tri.get("red_flags") or []
+            self.banner = emergency_banner(crisis=bool(tri.get("crisis")), title=flags[0]["title"] if flags else None,
+                                           locale=_ctx(runtime).locale)
+            runtime.stream_writer({"banner": self.banner})
+
+    def add(self, part: ReplyPart) -> None:
+        if not (part.get("text") or "").strip():
+            return
+        self.runtime.stream_writer({"token": (" " if self.parts else "") + part["text"].strip()})
+        self.parts.append(part)
+
+
+def _opening(state: ConsultationState, runtime: Runtime[RunContext], budget: Budget, out: _Out, *, ack: bool = True
+             ) -> None:
+    """The parts before the turn's main part: an acknowledgement of what the patient said (a correction always
+    gets one) and an answer to each of their questions (at most two), consistent with the current triage level."""
+    ctx, turn = _ctx(runtime), state.get("turn") or {}
+    messages = state.get("messages", [])
+    last = next((m["text"] for m in reversed(messages) if m["role"] == "patient"), "")
+    persona = get_persona(state.get("persona"))
+    recent = [m["text"] for m in messages if m["role"] == "doctor"][-3:]
+    if last and ctx.acknowledge and ack and (turn.get("correction") or turn.get("substantive")):
+        w = acknowledge(last, persona, messages, correction=bool(turn.get("correction")), adapter=state.get("adapter"),
+                        use_model=ctx.wording_by_model, backend=ctx.backend, recent_outputs=recent, budget=budget)
+        if w.source == "model" or w.text != wording("ack.plain") or not turn.get("questions"):
+            out.add(ReplyPart(kind="ack", text=w.text, source=w.source, reasons=w.reasons))
+    if ctx.answer_questions:
+        level = (state.get("triage") or {}).get("level")
+        for q in (turn.get("questions") or [])[:2]:
+            a = answer_question(q, level=level, locale=ctx.locale, grounded=_grounded(state, runtime, budget))
+            out.add(ReplyPart(kind="answer", text=a.text, source=a.source, reasons=a.reasons, question=q,
+                                qclass=a.qclass, handling=a.handling, url=a.url,
+                                passage_id=a.passage_id))
+
+
+def _grounded(state: ConsultationState, runtime: Runtime[RunContext], budget: Budget):
+    """``question -> GroundedAnswer`` from MedQuAD (the model words it when it may), or None when off."""
+    ctx = _ctx(runtime)
+    if not ctx.knowledge_answers:
+        return None
+    try:
+        from chatdoc.knowledge import grounded_answer
+    except ImportError:  # TEMP until the knowledge package lands
+        return None
+
+    gen = (grounded_generate(ctx.backend, get_persona(state.get("persona")), adapter=state.get("adapter"), budget=budget)
+           if ctx.wording_by_model else None)
+    return lambda q: grounded_answer(q, generate=gen)
+
+
+def _reply(kind: str, parts: list[ReplyPart], slot: str | None = None) -> Reply:
+    """One reply from its parts (each already checked); the reply's source is "model" if any part is the model's."""
+    text = " ".join(p["text"].strip() for p in parts if p.get("text"))
+    reasons = [r for p in parts for r in p.get("reasons") or []]
+    source = "model" if any(p.get("source") == "model" for p in parts) else "template"
+    return Reply(text=text, kind=kind, source=source, slot=slot, guard_reasons=reasons, parts=parts)
 
 
 # ---------------------------------------------------------------------------------------------- the patient's turn
@@ -82,9 +154,55 @@ def intake(state: ConsultationState) -> Update:
     update |= _triage(state, text, record)
     update |= _extract(state, text, record[-1])
     request_kind = classify_request(text).kind
-    action, slot = _decide(_applied(state, update), text, request_kind, wants_finish(text))
-    update["turn"] = TurnPlan(action=action, slot=slot, request_kind=request_kind)
+    now = _applied(state, update)
+    action, slot = _decide(now, text, request_kind, wants_finish(text))
+    turn = record[-1]
+    clarify = action == "ask" and _unclear(now, text)
+    if clarify:
+        slot = now.get("last_slot")
+    questions = [q for q in turn.questions if _real_question(q)]
+    update["turn"] = TurnPlan(action=action, slot=slot, request_kind=request_kind, questions=questions,
+                              correction=turn.correction and _corrects(text, turn.questions), clarify=clarify,
+                              substantive=_substantive(text, questions) and not wants_finish(text))
     return update
+
+
+def _real_question(q: str) -> bool:
+    """A question to answer: a recognised class, or three words or more that are not only a hedge ("sort of?")."""
+    if classify_question(q) != "other":
+        return True
+    words = re.findall(r"[A-Za-z']+", q)
+    return len(words) >= 3 and not (_HEDGE.search(q) and len(words) <= 4)
+
+
+def _corrects(text: str, questions: list[str]) -> bool:
+    """The correction cue is in what the patient states, not in one of their questions ("what actually is ...?")."""
+    rest = text
+    for q in questions:
+        rest = rest.replace(q, " ")
+    return bool(CORRECTION_CUE.search(rest))
+
+
+_HEDGE = re.compile(r"\b(?:sort of|kind of|kinda|sorta|maybe|i guess|i suppose|perhaps|possibly|hard to say|it depends|"
+                    r"not (?:really )?sure|dunno|hmm+|ish)\b", re.I)
+
+
+def _unclear(state: ConsultationState, text: str) -> bool:
+    """The answer to the last question was a short hedge the history could not use: ask it once more (once)."""
+    slot = state.get("last_slot")
+    if not slot or len(text.split()) > 8 or not _HEDGE.search(text) or is_filled(slot, state["history"], state.get("profile") or {}):
+        return False
+    if slot in (state["history"].get("unknown") or []):
+        return False  # "I don't know" is an answer
+    return sum(1 for q in state.get("question_log") or [] if q["slot"] == slot) < 2
+
+
+def _substantive(text: str, questions: list[str]) -> bool:
+    """Something besides the questions (worth acknowledging)."""
+    rest = text
+    for q in questions:
+        rest = rest.replace(q, " ")
+    return len(re.findall(r"[A-Za-z]{2,}", rest)) >= 1
 
 
 def _analyse(state: ConsultationState, text: str) -> list[Findings]:
@@ -179,39 +297,57 @@ def greet(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
 
 def ask(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
     persona = get_persona(state.get("persona"))
-    slot = (state.get("turn") or {}).get("slot")
+    turn = state.get("turn") or {}
+    slot = turn.get("slot")
     item = next((it for it in plan(state["history"]["complaint_set"]) if it.slot == slot), None)
+    ctx = _ctx(runtime)
+    budget = Budget(ctx.model_budget_s)
+    out = _Out(state, runtime)
+    _opening(state, runtime, budget, out, ack=not turn.get("clarify"))
     if item is None:  # the chief complaint first
         key = "dialogue.ask_complaint.parent" if persona.audience == "parent" else "dialogue.ask_complaint.self"
-        return _deliver(state, runtime, _template(wording(key), "question"), {"last_slot": None})
-    ctx = _ctx(runtime)
+        out.add(ReplyPart(kind="question", text=wording(key), source="template", reasons=[]))
+        return _deliver(state, runtime, _reply("question", out.parts), {"last_slot": None}, out)
     messages = state.get("messages", [])
     recent = [m["text"] for m in messages if m["role"] == "doctor"][-3:]
     w = word_question(item, persona, messages, adapter=state.get("adapter"), use_model=ctx.wording_by_model,
                       backend=ctx.backend, red_flag=state["triage"]["level"] in ("emergency", "urgent"),
-                      recent_outputs=recent)
+                      recent_outputs=recent, budget=budget)
+    if turn.get("clarify"):
+        out.add(ReplyPart(kind="ack", text=wording("ack.clarify"), source="template", reasons=[]))
+    out.add(ReplyPart(kind="question", text=w.text, source=w.source, reasons=w.reasons))
     log = QuestionLog(slot=item.slot, turn=len(patient_turns(state)), text=w.text, source=w.source, answered=False)
-    draft = Reply(text=w.text, kind="question", source=w.source, slot=item.slot, guard_reasons=w.reasons)
-    return _deliver(state, runtime, draft, {"question_log": [log], "last_slot": item.slot})
+    return _deliver(state, runtime, _reply("question", out.parts, item.slot),
+                    {"question_log": [log], "last_slot": item.slot}, out)
 
 
 def advise(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
+    budget, out = Budget(_ctx(runtime).model_budget_s), _Out(state, runtime)
     if state.get("advice_given") and state.get("phase") == "advice":
-        return _deliver(state, runtime, _template(wording("dialogue.added_to_notes"), "ack"), {"last_slot": None})
+        _opening(state, runtime, budget, out, ack=False)
+        out.add(ReplyPart(kind="ack", text=wording("dialogue.added_to_notes"), source="template", reasons=[]))
+        return _deliver(state, runtime, _reply("ack", out.parts), {"last_slot": None}, out)
+    _opening(state, runtime, budget, out)
     text = f"{advice_text(state, _ctx(runtime).locale)} {wording('dialogue.anything_else')}"
+    out.add(ReplyPart(kind="advice", text=text, source="template", reasons=[]))
     phase = "escalated" if state.get("phase") == "escalated" else "advice"
-    return _deliver(state, runtime, _template(text, "advice"), {"advice_given": True, "phase": phase, "last_slot": None})
+    return _deliver(state, runtime, _reply("advice", out.parts), {"advice_given": True, "phase": phase, "last_slot": None},
+                    out)
 
 
 def escalate(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
-    tri = state["triage"]
+    tri, out = state["triage"], _Out(state, runtime)
     if state.get("crisis_pending"):
         draft = _template(crisis_message(_ctx(runtime).locale, tri.get("crisis_kind")), "crisis")
+        out.add(draft["parts"][0])
     else:
-        draft = _template(wording("dialogue.emergency_flagged"), "emergency")
+        out.add(ReplyPart(kind="emergency", text=wording("dialogue.emergency_flagged"), source="template", reasons=[]))
+        # the patient's questions still get an answer, at the emergency level
+        _opening(state, runtime, Budget(_ctx(runtime).model_budget_s), out, ack=False)
+        draft = _reply("emergency", out.parts)
     return _deliver(state, runtime, draft, {
         "escalation_shown": tri["level"] == "emergency" or bool(state.get("escalation_shown")),
-        "phase": "escalated", "last_slot": None})
+        "phase": "escalated", "last_slot": None}, out)
 
 
 def refuse(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
@@ -225,24 +361,26 @@ def close(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
     if not state.get("advice_given") and state.get("messages"):
         text = advice_text(state, _ctx(runtime).locale)
     update: Update = {"phase": "closed", "advice_given": True, "last_slot": None}
-    out = _deliver(state, runtime, _template(f"{text} {wording('dialogue.take_care')}", "close"), update)
+    stream = _Out(state, runtime)
+    if state.get("turn"):
+        _opening(state, runtime, Budget(_ctx(runtime).model_budget_s), stream, ack=False)
+    stream.add(ReplyPart(kind="close", text=f"{text} {wording('dialogue.take_care')}", source="template", reasons=[]))
+    out = _deliver(state, runtime, _reply("close", stream.parts), update, stream)
     out["summary"] = build_summary(_applied(state, update))
     return out
 
 
-def _deliver(state: ConsultationState, runtime: Runtime[RunContext], draft: Reply, update: Update) -> Update:
-    """Stream the reply (emergency/crisis banner first), append it to the transcript, clear the turn's scratch.
+def _deliver(state: ConsultationState, runtime: Runtime[RunContext], draft: Reply, update: Update,
+             out: _Out | None = None) -> Update:
+    """Append the reply to the transcript and clear the turn's scratch. ``out``: the reply's stream (its banner and
+    parts already sent); without one, the banner and the reply are streamed here.
 
-    ``draft`` is a template or a model wording that already passed the output guard (``respond.word_question``)."""
-    now = _applied(state, update)
-    tri = now.get("triage") or {}
-    banner = None
-    if tri.get("level") == "emergency" or now.get("crisis_pending"):
-        flags = tri.get("red_flags") or []
-        banner = emergency_banner(crisis=bool(tri.get("crisis")), title=flags[0]["title"] if flags else None,
-                                  locale=_ctx(runtime).locale)
-        runtime.stream_writer({"banner": banner})
-    runtime.stream_writer({"token": draft["text"]})
+    Every part of ``draft`` is a template or a model wording that already passed its checks (``respond``)."""
+    if out is None:
+        out = _Out(state, runtime)
+        for part in draft.get("parts") or [ReplyPart(kind=draft.get("kind", ""), text=draft["text"])]:
+            out.add(part)
+    banner = out.banner
     shown = f"{banner}\n\n{draft['text']}" if banner else draft["text"]
     return {**update, "messages": [{"role": "doctor", "text": shown}], "reply": Reply(**draft, banner=banner),
             "turn": None}

@@ -95,6 +95,18 @@ class QuestionLog(TypedDict):
     answered: bool
 
 
+class ReplyPart(TypedDict, total=False):
+    kind: str  # ack | answer | question | advice | emergency | crisis | refusal | close | greeting
+    text: str
+    source: Literal["model", "template"]
+    reasons: list[str]  # why a model attempt was not used
+    question: str  # answer: the patient's question
+    qclass: str  # answer: its class (chatdoc.dialogue.answers.QClass)
+    handling: str  # answer: answered | grounded | handed_over
+    url: str | None  # answer: the cited source
+    passage_id: str | None  # answer: the MedQuAD passage it is grounded in
+
+
 class Reply(TypedDict, total=False):
     text: str
     banner: str | None
@@ -102,6 +114,7 @@ class Reply(TypedDict, total=False):
     source: Literal["model", "template"]
     slot: str | None
     guard_reasons: list[str]
+    parts: list[ReplyPart]  # the reply's parts in order (acknowledgement, answers, question / advice)
 
 
 def log_upsert(old: list[QuestionLog], new: list[QuestionLog]) -> list[QuestionLog]:
@@ -125,6 +138,10 @@ class TurnPlan(TypedDict, total=False):
     action: str  # ask | advise | escalate | refuse | close
     slot: str | None  # ask: the question-set slot to ask next (None = the chief complaint)
     request_kind: str  # classify_request kind of the patient's text
+    questions: list[str]  # the patient's questions in this turn (to be answered)
+    correction: bool  # the turn corrects something said before
+    clarify: bool  # ask the last question again (the answer was unclear)
+    substantive: bool  # the turn says something besides its questions (worth acknowledging)
 
 
 class ConsultationState(TypedDict, total=False):
