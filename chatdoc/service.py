@@ -446,6 +446,11 @@ class Consultations:
             except Exception as e:  # Redis may be down at start-up; consultations report it per call
                 logger.warning("retention sweep skipped: {}", type(e).__name__)
             start_maintenance()  # the same sweep hourly, for a server that runs for days
+            if self.settings.dialogue.knowledge_answers:
+                from chatdoc.knowledge import configure, get_index
+
+                configure(self.settings.data_path / "knowledge")  # question vectors memoised on disk
+                threading.Thread(target=get_index, name="chatdoc-knowledge", daemon=True).start()  # BM25, ~5 s
             self._started = True
 
     def _slock(self, sid: str) -> threading.Lock:

@@ -268,6 +268,9 @@ def eval_conversation(
         fail("--set must be dev, test or all")
     if model_wording is not None:
         os.environ["CHATDOC_DIALOGUE_USE_MODEL_WORDING"] = "true" if model_wording else "false"
+        from chatdoc.config import get_settings
+
+        get_settings.cache_clear()
     cases, problems = load_conversations(split)
     for p in problems:
         typer.echo(f"skipped: {p}", err=True)

@@ -93,6 +93,8 @@ _PATTERNS: list[tuple[QClass, re.Pattern[str]]] = [
         r"(?:\w+ ){0,3}(?:spread|caught|treated|diagnosed|tested|cured|passed)\b|\bhow do you (?:get|catch|treat)\b"
         r"|\bthe same (?:thing )?as\b|\bdifference between\b", re.I)),
 ]
+_TIME_SPAN = re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|ten|a few|several)(?:\s*(?:to|-|or)\s*\w+)?\s+"
+                        r"(?:days?|weeks?|months?|years?|hours?)\b|\blasts?\b|\bgoes away\b|\bclears? up\b", re.I)
 _LEVELS = ("emergency", "urgent", "routine", "self_care")
 
 
@@ -144,6 +146,8 @@ def answer(question: str, *, level: str | None, grounded: Callable[[str], object
         return Answer(question, cls, _level_text(cls, lvl, locale), "answered")
     # knowledge: what_is, how_long, other
     ga = grounded(question) if grounded is not None else None
+    if ga is not None and cls == "how_long" and not _TIME_SPAN.search(getattr(ga, "text", "")):
+        ga.supported, ga.reason = False, "the passage gives no time span"  # a quote that does not answer it
     if ga is not None and getattr(ga, "text", "") and getattr(ga, "supported", False):
         source_line = wording("answers.knowledge.source", title=ga.title or "NIH", url=ga.url or "")
         caveat = _level_text("knowledge.caveat", lvl, locale)

@@ -122,10 +122,7 @@ def _grounded(state: ConsultationState, runtime: Runtime[RunContext], budget: Bu
     ctx = _ctx(runtime)
     if not ctx.knowledge_answers:
         return None
-    try:
-        from chatdoc.knowledge import grounded_answer
-    except ImportError:  # TEMP until the knowledge package lands
-        return None
+    from chatdoc.knowledge import grounded_answer
 
     gen = (grounded_generate(ctx.backend, get_persona(state.get("persona")), adapter=state.get("adapter"), budget=budget)
            if ctx.wording_by_model else None)
