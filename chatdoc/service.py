@@ -129,6 +129,22 @@ class CompareReply(BaseModel):
     text: str
     source: str | None = None
     banner: str | None = None
+    parts: list[ReplyPart] = []  # which parts the model worded and which checks rejected its attempts
+
+
+def model_part_counts(replies: list[CompareReply]) -> tuple[int, int]:
+    """(model parts used, model parts attempted) over ``replies``: acknowledgements, questions, grounded answers.
+    An attempt is a part the model worded, or one whose template replaced a rejected model output."""
+    used = tried = 0
+    for r in replies:
+        for p in r.parts:
+            if p.get("kind") not in ("ack", "question", "answer"):
+                continue
+            rejected = [x for x in p.get("reasons") or [] if x not in ("budget", "engine_unavailable", "model_busy")]
+            if p.get("source") == "model" or rejected:
+                tried += 1
+                used += p.get("source") == "model"
+    return used, tried
 
 
 class CompareRow(BaseModel):
@@ -320,7 +336,7 @@ class _GatedBackend:
     def generate(self, request, cancel=None):
         """One generation in a gate slot; ``cancel`` (a threading.Event) stops it early (the turn's time budget)."""
         with self._gate.slot(self._key):
-            if cancel is None:
+            if cancel is None or not hasattr(self._backend, "stream"):
                 return self._backend.generate(request)
             h = self._backend.stream(request, cancel)
             for _ in h:
@@ -885,7 +901,7 @@ class Consultations:
                     raise ServiceError("adapter", str(e)) from None
                 rep = out["reply"]
                 row.replies.append(CompareReply(text=rep.get("text", ""), source=rep.get("source"),
-                                                banner=rep.get("banner")))
+                                                banner=rep.get("banner"), parts=list(rep.get("parts") or [])))
                 row.timings.append({"total_s": time.perf_counter() - t0, **gen_stats()})
             rows.append(row)
         return Comparison(id=uuid.uuid4().hex, messages=red, persona=name, rows=rows)

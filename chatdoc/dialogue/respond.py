@@ -19,6 +19,7 @@ service's generation gate had no free slot in time), without a second try in the
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
 import time
@@ -103,12 +104,10 @@ def run_job(backend: Any, job: jobs.Job, system: str, turns: list, *, adapter: s
         prompt = backend.build_prompt(system, turns, job.max_new_tokens)
         req = GenerationRequest(prompt=prompt, max_new_tokens=job.max_new_tokens, greedy=greedy, temperature=0.5,
                                 adapter=adapter, stop=job.stop, include_stop=True)
-        if timer:
+        cancellable = timer is not None and "cancel" in inspect.signature(backend.generate).parameters
+        if cancellable:
             timer.start()
-        try:
-            res = backend.generate(req, cancel=cancel) if timer else backend.generate(req)
-        except TypeError:  # a backend without cancellation
-            res = backend.generate(req)
+        res = backend.generate(req, cancel=cancel) if cancellable else backend.generate(req)
     except EngineUnavailable as e:
         raise e
     finally:
@@ -117,7 +116,7 @@ def run_job(backend: Any, job: jobs.Job, system: str, turns: list, *, adapter: s
         _stats.gen_s = getattr(_stats, "gen_s", 0.0) + (time.perf_counter() - t0)
     _stats.calls = getattr(_stats, "calls", 0) + 1
     _stats.tokens = getattr(_stats, "tokens", 0) + res.new_tokens
-    if res.stopped_by == "cancel" or cancel.is_set():
+    if getattr(res, "stopped_by", None) == "cancel" or cancel.is_set():
         return None, "budget"
     return res.text, None
 

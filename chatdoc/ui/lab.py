@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from chatdoc.service import Comparison, Consultations
+from chatdoc.service import Comparison, Consultations, model_part_counts
 from chatdoc.ui.auth import require
 from chatdoc.ui.common import logout_form, notice, private, safe_handler
 from chatdoc.ui.text import escape_html
@@ -51,15 +51,21 @@ def comparison_html(comp: Comparison) -> str:
         items = []
         for i, rep in enumerate(r.replies):
             extra = []
-            if rep.source:
+            if rep.parts:
+                extra.append(", ".join(f"{escape_html(p.get('kind', ''))}: {escape_html(p.get('source', ''))}"
+                                       for p in rep.parts))
+            elif rep.source:
                 extra.append(f"source {escape_html(rep.source)}")
             if i < len(r.timings) and "total_s" in r.timings[i]:
                 extra.append(f"{r.timings[i]['total_s']:.2f} s")
             meta = f" <small>({', '.join(extra)})</small>" if extra else ""
             b_html = f'<div class="cd-redflag">{escape_html(rep.banner)}</div>' if rep.banner else ""
             items.append(f'<li>{b_html}<span class="cd-pre">{escape_html(rep.text)}</span>{meta}</li>')
+        used, tried = model_part_counts(r.replies)
+        score = f'<p class="cd-acc">model parts accepted by the checks: {used} of {tried}</p>' if tried else ""
         cols.append(
-            f'<div class="col" data-adapter="{escape_html(name)}"><h4>{escape_html(name)}</h4><ol>{"".join(items)}</ol></div>'
+            f'<div class="col" data-adapter="{escape_html(name)}"><h4>{escape_html(name)}</h4>{score}'
+            f'<ol>{"".join(items)}</ol></div>'
         )
     return '<div class="cd-cmp" id="comparison">' + "".join(cols) + "</div>"
 
