@@ -132,7 +132,7 @@ def _numbers(locale: str | None) -> dict[str, str]:
             "urgent_service": ll.urgent_service}
 
 
-def _level_text(key: str, level: str, locale: str | None) -> str:
+def _by_level(key: str, level: str, locale: str | None) -> str:
     return wording(f"answers.{key}.{_level(level)}", **_numbers(locale))
 
 
@@ -143,16 +143,16 @@ def answer(question: str, *, level: str | None, grounded: Callable[[str], object
     cls = classify(question)
     lvl = _level(level)
     if cls in ("worry", "what_to_do", "practical", "dose", "diagnosis", "can_i"):
-        return Answer(question, cls, _level_text(cls, lvl, locale), "answered")
+        return Answer(question, cls, _by_level(cls, lvl, locale), "answered")
     # knowledge: what_is, how_long, other
     ga = grounded(question) if grounded is not None else None
     if ga is not None and cls == "how_long" and not _TIME_SPAN.search(getattr(ga, "text", "")):
         ga.supported, ga.reason = False, "the passage gives no time span"  # a quote that does not answer it
     if ga is not None and getattr(ga, "text", "") and getattr(ga, "supported", False):
         source_line = wording("answers.knowledge.source", title=ga.title or "NIH", url=ga.url or "")
-        caveat = _level_text("knowledge.caveat", lvl, locale)
+        caveat = _by_level("knowledge.caveat", lvl, locale)
         body = f"{ga.text.strip()} {source_line} {caveat}".strip()
         return Answer(question, cls, body, "grounded", source="model" if ga.method == "model" else "template",
                       url=ga.url, title=ga.title, passage_id=getattr(ga.passage, "id", None), reasons=[ga.reason] if getattr(ga, "reason", "") else [])
     reason = getattr(ga, "reason", "knowledge answers off") if ga is not None else "knowledge answers off"
-    return Answer(question, cls, _level_text("handover", lvl, locale), "handed_over", reasons=[reason])
+    return Answer(question, cls, _by_level("handover", lvl, locale), "handed_over", reasons=[reason])

@@ -79,7 +79,7 @@ class _Out:
     streamed as soon as it has passed its checks (LangGraph's custom stream: ``{"banner"}``, ``{"token"}``)."""
 
     def __init__(self, state: ConsultationState, runtime: Runtime[RunContext]):
-        self.runtime, self.parts, self.banner = runtime, [], None
+        self.runtime, self.parts, self.banner, self.sent = runtime, [], None, 0
         tri = state.get("triage") or {}
         if tri.get("level") == "emergency" or state.get("crisis_pending"):
             flags = tri.get("red_flags") or []
@@ -88,9 +88,11 @@ class _Out:
             runtime.stream_writer({"banner": self.banner})
 
     def add(self, part: ReplyPart) -> None:
-        if not (part.get("text") or "").strip():
-            return
-        self.runtime.stream_writer({"token": (" " if self.parts else "") + part["text"].strip()})
+        """Stream ``part``; one with no text (e.g. a refused model acknowledgement with nothing to replace it) is
+        only kept in the record, for the evaluation of the model's parts."""
+        if (part.get("text") or "").strip():
+            self.runtime.stream_writer({"token": (" " if self.sent else "") + part["text"].strip()})
+            self.sent += 1
         self.parts.append(part)
 
 
@@ -106,8 +108,7 @@ def _opening(state: ConsultationState, runtime: Runtime[RunContext], budget: Bud
     if last and ctx.acknowledge and ack and (turn.get("correction") or turn.get("substantive")):
         w = acknowledge(last, persona, messages, correction=bool(turn.get("correction")), adapter=state.get("adapter"),
                         use_model=ctx.wording_by_model, backend=ctx.backend, recent_outputs=recent, budget=budget)
-        if w.source == "model" or w.text != wording("ack.plain") or not turn.get("questions"):
-            out.add(ReplyPart(kind="ack", text=w.text, source=w.source, reasons=w.reasons))
+        out.add(ReplyPart(kind="ack", text=w.text, source=w.source, reasons=w.reasons))  # empty = none needed
     if ctx.answer_questions:
         level = (state.get("triage") or {}).get("level")
         for q in (turn.get("questions") or [])[:2]:

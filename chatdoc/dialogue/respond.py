@@ -257,7 +257,8 @@ def check_ack(text: str, patient_text: str, *, extra_words: frozenset[str] = fro
 
 
 def ack_template(patient_text: str, correction: bool) -> Worded:
-    """The reviewed acknowledgement for this turn (no fact the patient did not say)."""
+    """The reviewed acknowledgement for this turn (no fact the patient did not say); empty text when the turn needs
+    none of them (a correction, distress, pain)."""
     from chatdoc.texts import text as wording
 
     if correction:
@@ -270,7 +271,7 @@ def ack_template(patient_text: str, correction: bool) -> Worded:
     if _PAIN.search(patient_text) and re.search(r"\b(?:really|very|so|terrible|bad|severe|agony|unbearable|[7-9]|10)\b",
                                                 patient_text, re.I):
         return Worded(wording("ack.pain"), "template", [])
-    return Worded(wording("ack.plain"), "template", [])
+    return Worded("", "template", [])  # nothing to add: the reply goes straight on (no empty "Thank you.")
 
 
 def acknowledge(patient_text: str, persona: Persona, turns: list[dict], *, correction: bool, adapter: str | None,

@@ -140,14 +140,17 @@ def test_model_wording_is_per_run_and_guarded():
     b = Consultation(graph)  # same graph, same process, template run
     a.say("I've had a headache for 2 days")
     b.say("I've had a headache for 2 days")
-    assert len(good.requests) == 1, "the model was asked once"
+    asked = [r for r in good.requests if "one short question" in r.prompt]
+    assert len(asked) == 1, "the model was asked once for the question"
     qa, qb = a.saved()["question_log"][-1], b.saved()["question_log"][-1]
-    assert qa["source"] == "model" and qa["text"] == good.answers[0] == a.saved()["reply"]["text"]
+    assert qa["source"] == "model" and qa["text"] == good.answers[good.requests.index(asked[0])]
+    assert a.saved()["reply"]["text"].endswith(qa["text"])
     assert qb["source"] == "template" and qb["slot"] == qa["slot"] and qb["text"] != qa["text"]
     # a wording the checks refuse is replaced by the template, and why is recorded
     bad = FakeBackend("You have a migraine. Take 400mg ibuprofen three times a day.")
     c = Consultation(graph, RunContext(model_wording=True, backend=bad))
     r = c.say("I've had a headache for 2 days")
-    assert len(bad.requests) == 2  # regenerated once, then the template
+    assert len([q for q in bad.requests if "one short question" in q.prompt]) == 2  # regenerated once, then the template
     assert r["reply"]["source"] == "template" and r["reply"]["guard_reasons"]
-    assert r["question_log"][-1]["text"] == r["reply"]["text"]
+    assert r["reply"]["text"].endswith(r["question_log"][-1]["text"])
+    assert not any(p["source"] == "model" for p in r["reply"]["parts"])  # the acknowledgement was refused too

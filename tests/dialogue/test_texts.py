@@ -23,7 +23,8 @@ def _keys(node, prefix=""):
 def test_every_text_is_a_string_and_formats():
     fill = {"days": 30, "urgent_service": "NHS 111", "emergency_number": "999", "emergency_department": "A&E",
             "safety_net": "SN", "contacts": "C", "title": "", "question": "Q?", "body": "B", "checks": "K",
-            "subject": "your", "complaint": "x", "onset": "o", "duration": "d", "severity": 5, "items": "i"}
+            "subject": "your", "complaint": "x", "onset": "o", "duration": "d", "severity": 5, "items": "i",
+            "url": "https://example.org", "value": "v"}
     keys = dict(_keys(texts()))
     assert len(keys) > 40
     for key, value in keys.items():

@@ -61,5 +61,5 @@ def test_reply_parts_stream_in_order_and_add_up_to_the_reply(svc):
     events = list(svc.stream_message(sid, "It's really sore. When will someone call me back?"))
     tokens = [e.text for e in events if e.kind == "token"]
     done = events[-1]
-    assert done.kind == "done" and len(tokens) == len(done.reply.parts) >= 2
+    assert done.kind == "done" and len(tokens) == len([p for p in done.reply.parts if p["text"]]) >= 2
     assert "".join(tokens) == done.reply.reply
