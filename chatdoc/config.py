@@ -75,7 +75,7 @@ class GenerationSettings(_Section):
 
 class AdapterSettings(_Section):
     dir: Path = Path("adapters")  # relative paths are resolved against the repo root
-    active: str | None = "consult-gemma3-270m"  # adapter loaded for new consultations; None = base model
+    active: str | None = "consult-gemma3-270m-v2"  # adapter loaded for new consultations; None = base model
 
 
 class RedisSettings(_Section):
@@ -120,7 +120,7 @@ class DialogueSettings(_Section):
     default_persona: str = "gp"
     max_questions: int = Field(12, ge=1, le=60)
     coverage_target: float = Field(0.8, gt=0.0, le=1.0)
-    use_model_wording: bool = False  # templates only on CPU; the gpu profile turns model wording on
+    use_model_wording: bool = True  # the model's parts of each reply (checked; templates when refused or out of time)
     wording_max_new_tokens: int = Field(40, ge=4, le=256)  # model wording of one question
     wording_attempts: int = Field(2, ge=1, le=3)  # model tries before the template (guard: regenerate once)
     wording_context_turns: int = Field(4, ge=0, le=20)  # recent turns shown to the model

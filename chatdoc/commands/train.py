@@ -1,4 +1,4 @@
-"""``chatdoc train sft|data|speed`` and ``chatdoc eval adapter``."""
+"""``chatdoc train sft|data|tasks|speed`` and ``chatdoc eval adapter``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,31 @@ def data_cmd(
     typer.echo(f"totals: {report['totals']}  question share: {report['question_share']}")
     if out:
         typer.echo(f"wrote {report['written']['samples']} samples to {out}")
+
+
+@train_app.command("tasks")
+def tasks_cmd(
+    out: str = typer.Option(..., "--out", help="Write the job examples (chatdoc JSONL, target: last) here."),
+    limit_per_task: int = typer.Option(None, "--limit-per-task", min=1, help="At most N examples per task."),
+    total: int = typer.Option(6000, "--total", min=10, help="Examples in all (mixed ack/question/answer/consult)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Build multi-task examples for the model's jobs (ack, question, answer) + consultation turns."""
+    from chatdoc.config import get_settings
+    from chatdoc.train.tasks import build_tasks, write_tasks
+
+    s = get_settings()
+    examples, report = build_tasks(s.path(s.train.data_dir), limit_per_task=limit_per_task, total=total)
+    report["written"] = {"path": out, "examples": write_tasks(examples, s.path(out))}
+    if as_json:
+        emit(report, True)
+        return
+    for task, v in report["tasks"].items():
+        typer.echo(f"{task}: {v['total']}  splits {v['splits']}  sources {v['sources']}  personas {v['personas']}")
+    typer.echo(f"candidates: {report['candidates']}")
+    if report["skipped"]:
+        typer.echo(f"skipped: {report['skipped']}")
+    typer.echo(f"wrote {report['written']['examples']} examples to {out}")
 
 
 @train_app.command("sft")

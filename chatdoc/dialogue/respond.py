@@ -58,15 +58,29 @@ def _keywords(item: Item) -> list[str]:
     return words
 
 
-def accept(text: str, item: Item) -> bool:
-    """One short question that names its target."""
+def accept(text: str, item: Item, *, patient_text: str = "", audience: str = "self") -> bool:
+    """One short question that names its target, put to the person in the chat (not about a "she" or "he" unless
+    the parent is asked about their child), and not an echo of the patient's own words."""
     t = text.strip()
     if t.count("?") != 1 or not t.endswith("?"):
         return False
-    if not 3 <= len(t.split()) <= 30 or "\n" in t or ":" in t or "<" in t:
+    if not 3 <= len(t.split()) <= 30 or "\n" in t or ":" in t or "<" in t or t.count(",") > 3:
         return False
     low = t.lower()
+    if audience != "parent" and re.search(r"\b(?:she|he|her|his|him)\b", low):
+        return False  # the patient is "you"
+    if not re.search(r"\b(?:you|your|you're|you've|they|their|them|child|any|anything|is|are|does|did|do|has|have)\b", low):
+        return False
+    if patient_text and _echo(low, patient_text.lower()):
+        return False
     return any(k in low for k in _keywords(item))
+
+
+def _echo(question: str, patient: str, n: int = 4) -> bool:
+    """The question repeats four words in a row of the patient's message (the model parroting the patient)."""
+    q, p = re.findall(r"[a-z']+", question), re.findall(r"[a-z']+", patient)
+    grams = {tuple(p[i:i + n]) for i in range(len(p) - n + 1)}
+    return any(tuple(q[i:i + n]) in grams for i in range(len(q) - n + 1))
 
 
 def _clean(raw: str) -> str:
@@ -161,7 +175,8 @@ def word_question(item: Item, persona: Persona, turns: list[dict], *, adapter: s
             rejected.append(why or "none")
             return ""
         text = _clean(raw)
-        if not accept(text, item):
+        last = next((m["text"] for m in reversed(turns) if m["role"] == "patient"), "")
+        if not accept(text, item, patient_text=last, audience=persona.audience):
             logger.debug("model wording rejected (slot {}, {} chars)", item.slot, len(text))
             rejected.append("not_accepted")
             return ""  # the guard treats it as empty -> regenerate once, then template
@@ -221,6 +236,17 @@ def corrected_value(patient_text: str) -> str | None:
 
 
 _STEM = re.compile(r"[a-z0-9]+")
+_NEGATION = re.compile(r"\b(?:no|not|never|without|nor|none|neither)\b|n't\b|\bdenies\b", re.I)
+_DENIED = re.compile(r"(?:\b(?:no|not|never|without|nor|neither|any)\b|n't)((?:\s+(?:definitely|really|at all|any|a|an|the|"
+                     r"been|had|got|have|feel|felt|being|currently))*(?:\s+[a-z0-9'-]+){1,2})", re.I)
+
+
+def _denied_stems(text: str) -> set[str]:
+    """Stems of the words the patient negated ("no fever", "I'm not pregnant") and said nowhere else."""
+    low = text.lower().replace("\u2019", "'")
+    neg = {w[:5] for m in _DENIED.finditer(low) for w in _STEM.findall(m.group(1))}
+    plain = _STEM.findall(_DENIED.sub(" ", low))
+    return neg - {w[:5] for w in plain}
 
 
 def _stems(text: str) -> set[str]:
@@ -238,6 +264,11 @@ def check_ack(text: str, patient_text: str, *, extra_words: frozenset[str] = fro
     if not 2 <= len(words) <= 20:
         return "length"
     said = _stems(patient_text)
+    denied = _denied_stems(patient_text)
+    if denied and not _NEGATION.search(t):  # "no temperature, not pregnant" must not come back as a fact
+        for w in words:
+            if w.strip("'")[:5] in denied and w.strip("'") not in _ACK_WORDS:
+                return f"denied:{w}"
     for w in words:  # numbers first: a number the patient did not give is the worst kind of invented fact
         if any(ch.isdigit() for ch in w) and w.strip("'") not in patient_text.lower():
             return "number_not_said"

@@ -26,6 +26,10 @@ JSONL format for ``--jsonl`` (one conversation per line)::
 
     {"id": "c1", "system": "optional persona text", "turns": [{"role": "patient", "text": "..."},
                                                               {"role": "doctor", "text": "..."}]}
+
+Optional keys: ``"target": "last"`` trains only on the conversation's last turn (it must be a doctor turn; the
+earlier turns are context: one sample per conversation, as for the job examples of ``chatdoc.train.tasks``);
+``"split": "train"|"validation"`` fixes the conversation's split instead of the hash split.
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ class Conversation:
     turns: list[Turn]
     system: str | None = None
     split: str | None = None  # forced split (MTS validation -> "eval"); None = hash split
+    target: str = "all"  # "all": every doctor turn is a sample; "last": only the last turn (JSONL "target": "last")
 
 
 @dataclass
@@ -261,8 +266,15 @@ def load_jsonl(path: Path) -> list[Conversation]:
         system = obj.get("system")
         if system is not None and not isinstance(system, str):
             raise DataError(f"{where}: 'system' must be a string")
+        target = obj.get("target", "all")
+        if target not in ("all", "last"):
+            raise DataError(f"{where}: 'target' must be 'all' or 'last'")
+        split = obj.get("split")
+        if split not in (None, "train", "validation"):
+            raise DataError(f"{where}: 'split' must be 'train' or 'validation'")
         cid = str(obj.get("id", where.rsplit(":", 1)[1]))  # default: the line number
-        out.append(Conversation(f"jsonl-{path.stem}-{cid}", "jsonl", _merge(raw), system=system))
+        out.append(Conversation(f"jsonl-{path.stem}-{cid}", "jsonl", _merge(raw), system=system, split=split,
+                                target=target))
     return out
 
 
@@ -283,13 +295,17 @@ def conversation_samples(
     anchor_frac: float = 0.5,
     stats: Counter | None = None,
 ) -> list[Sample]:
-    """One sample per doctor turn, context truncated from the oldest turns to fit ``max_seq_len``."""
+    """One sample per doctor turn (only the last turn when ``conv.target == "last"``), context truncated from the
+    oldest turns to fit ``max_seq_len``."""
     stats = stats if stats is not None else Counter()
     system = conv.system if conv.system is not None else system
     out: list[Sample] = []
     start = 0
+    last = len(conv.turns) - 1
     for k, turn in enumerate(conv.turns):
         if turn.role != "doctor":
+            continue
+        if conv.target == "last" and k != last:
             continue
         if not turn.text.strip():
             stats["empty"] += 1

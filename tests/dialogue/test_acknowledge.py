@@ -25,6 +25,8 @@ def test_acknowledgements_that_only_use_the_patients_words_pass(ack, patient):
     ("How long has it been going on?", "my knee hurts", "not_a_statement"),
     ("You should take paracetamol.", "my knee hurts", "not_said"),
     ("Okay. Thank you. I see.", "no", "more_than_one_sentence"),
+    ("Thank you for telling me about your pregnancy.", "no temperature and I'm definitely not pregnant", "denied"),
+    ("Thanks for telling me about the fever.", "no fever but the cough is dry", "denied"),
 ])
 def test_acknowledgements_with_facts_the_patient_did_not_say_are_rejected(ack, patient, why):
     assert (check_ack(ack, patient) or "").startswith(why)
