@@ -3,6 +3,7 @@
     concepts (patterns + HPO synonyms, then semantic matching of clauses)   chatdoc.clinical.concepts
     numbers (vitals, ages, gestation, durations, onsets, severity, doses)   chatdoc.clinical.numbers
     context of every span (ConText: negated, possible, historical, ...)    chatdoc.clinical.context
+    attributes (onset, duration, severity, site, character, ...)          chatdoc.clinical.attributes
       -> one assertion and subject per finding, attributes from the same sentence
 
 :func:`analyse_record` runs it over a consultation's turns in order, carrying what one turn tells the next: who
@@ -22,6 +23,7 @@ from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime
 
+from chatdoc.clinical.attributes import read_attributes
 from chatdoc.clinical.concepts import Match, get_bank, get_semantic
 from chatdoc.clinical.findings import Attributes, Finding, Findings
 from chatdoc.clinical.text import normalise, sentences
@@ -83,6 +85,8 @@ def _speaker_owns(sentence: str) -> bool:
 # "a 3-week history of ..." is the present illness, not past history
 _ILLNESS_HISTORY = re.compile(r"\b(?:\d+|a|one|two|three|four|five|six|several|few)[- ](?:hours?|days?|weeks?|months?)[- ]history of\b",
                               re.I)
+# a gestation that dates the patient's birth ("born at 36 weeks' gestation", "premature birth at 32 weeks")
+_BIRTH_BEFORE = re.compile(r"\b(?:born|birth|delivered|premature(?:ly)?|pre-?term|prem)\b(?:\W+\w+){0,3}?\W*$", re.I)
 # concepts where the other person named is the one who acts on the patient ("my boyfriend hits me")
 _DONE_TO_THE_PATIENT = {"abuse", "assaulted", "violence_injury", "harm_others"}
 
@@ -179,11 +183,24 @@ def _analyse(text: str, turn: int, carer_referent: str | None, now: datetime, se
         elif q.kind == "age":
             items.append(Finding(concept="age", label="age", kind="age", assertion="present", subject=subject, turn=turn,
                                  start=q.start, end=q.end, evidence=q.text, method="number", attributes=attrs))
+        elif q.kind == "gestation" and _BIRTH_BEFORE.search(text[s0:q.start]):
+            # "born at 33 weeks", "premature birth at 32 weeks": the patient's own birth, not a pregnancy
+            items.append(Finding(concept="birth_gestation", label="gestation at birth", kind="gestation",
+                                 assertion="historical", when="at birth", subject=subject, turn=turn, start=q.start,
+                                 end=q.end, evidence=q.text, method="number", attributes=attrs))
         elif q.kind == "gestation":
             items.append(Finding(concept="pregnant", label="pregnant", kind="gestation", assertion=assertion,
                                  subject=subject, turn=turn, start=q.start, end=q.end, evidence=q.text, method="number",
                                  attributes=attrs))
-    # durations, onsets and severity describe the symptoms of their sentence
+    # attributes (SOCRATES: chatdoc.clinical.attributes) describe the symptoms of their sentence; the numbers add
+    # their normalised values (hours, a 0-10 score) and fill what the attribute reader did not name
+    by_sentence: dict[tuple[int, int], Attributes] = {}
+    for f in items:
+        if f.kind == "symptom" and f.assertion in ("present", "possible", "historical"):
+            s0, s1 = _sentence_of(sents, f.start)
+            if (s0, s1) not in by_sentence:
+                by_sentence[(s0, s1)] = read_attributes(text[s0:s1])
+            f.attributes = by_sentence[(s0, s1)].model_copy()
     for q in quantities:
         if q.kind not in ("duration", "onset", "severity"):
             continue
@@ -191,14 +208,18 @@ def _analyse(text: str, turn: int, carer_referent: str | None, now: datetime, se
         for f in items:
             if f.kind == "symptom" and s0 <= f.start < s1 and f.assertion in ("present", "possible", "historical"):
                 a = f.attributes
-                if q.kind == "duration" and a.duration is None:
-                    a.duration, a.duration_hours = q.text, q.value
-                elif q.kind == "onset" and a.onset is None:
-                    a.onset, a.onset_hours_ago = q.text, q.value
-                elif q.kind == "severity" and a.severity is None:
-                    a.severity = q.text
+                if q.kind == "duration" and a.duration_hours is None:
+                    a.duration = a.duration or q.text
+                    a.duration_hours = q.value
+                elif q.kind == "onset" and a.onset_hours_ago is None:
+                    a.onset = a.onset or q.text
+                    a.onset_hours_ago = q.value
+                elif q.kind == "severity" and a.severity_score is None:
+                    a.severity = a.severity or q.text
+                    a.severity_score = q.value
     questions = [text[s:e].strip() for s, e in sents if text[s:e].rstrip().endswith("?") or _QUESTION.match(text[s:e])]
-    return Findings(turn=turn, text=text, items=items, is_question=bool(questions), questions=questions,
+    return Findings(turn=turn, text=text, items=items, attributes=read_attributes(text),
+                    is_question=bool(questions), questions=questions,
                     correction=bool(_CORRECTION.search(text)), speaker="carer" if carer_referent else "patient",
                     ms=round((time.perf_counter() - t0) * 1000, 2))
 

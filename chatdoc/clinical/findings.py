@@ -26,13 +26,16 @@ class Attributes(BaseModel):
     model_config = {"extra": "forbid"}
     onset: str | None = None
     onset_hours_ago: float | None = None
+    onset_speed: str | None = None  # "suddenly", "gradually"
     duration: str | None = None
     duration_hours: float | None = None
-    severity: str | None = None
+    severity: str | None = None  # as said: "7/10", "severe"
+    severity_score: float | None = None  # 0-10 when a score was given
     site: str | None = None
     laterality: str | None = None
     character: str | None = None
     radiation: str | None = None
+    radiation_denied: bool | None = None  # "it doesn't spread anywhere"
     timing: str | None = None
     aggravating: str | None = None
     relieving: str | None = None
@@ -77,6 +80,9 @@ class Findings(BaseModel):
     items: list[Finding] = []
     is_question: bool = False  # the turn asks something
     questions: list[str] = []  # the patient's questions (sentences), for the summary's concerns
+    # the symptom attributes the whole turn gives (chatdoc.clinical.attributes), for an answer that names no
+    # symptom ("about two weeks", "it's worse at night"); each symptom finding carries those of its sentence
+    attributes: Attributes = Field(default_factory=Attributes)
     correction: bool = False  # "sorry, I meant ...", "actually ..."
     speaker: Literal["patient", "carer"] = "patient"
     ms: float = 0.0

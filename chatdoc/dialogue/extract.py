@@ -18,54 +18,16 @@ import copy
 import re
 from dataclasses import dataclass
 
-from chatdoc.clinical.findings import Findings
+from chatdoc.clinical.attributes import NUM_WORDS, PATTERNS, UNIT, merge
+from chatdoc.clinical.attributes import first as _first
+from chatdoc.clinical.findings import Attributes, Findings
 from chatdoc.clinical.lexicon import get_lexicon, stems
 from chatdoc.dialogue.state import HPI_FIELDS, LIST_SLOTS, History, Profile
 
-NUM_WORDS = r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a couple of|couple of|several|a|an)"
-UNIT = r"(?:minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|nights?)"
-DAYS = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
-
+# symptom attributes (onset, duration, severity, site, character, radiation, timing, aggravating, relieving) are
+# read by the turn analysis (chatdoc.clinical.attributes) and taken from the findings (Extractor._attributes);
+# the patterns below are history slots that are not symptom attributes
 RX = {
-    "severity_num": re.compile(r"\b(\d{1,2}(?:\.5)?)\s*(?:/|out of|outta)\s*(?:10|ten)\b"),
-    "severity_word": re.compile(r"\b(mild|moderate|severe|excruciating|unbearable|agonising|really bad|terrible|"
-                                r"worst (?:\w+ ){0,2}(?:ever|of my life))\b"),
-    "duration": re.compile(rf"\b(?:for|over|past|last|nearly|almost)\s+(?:the\s+)?(?:past\s+|last\s+)?((?:about\s+|around\s+|"
-                           rf"nearly\s+|almost\s+|over\s+|more than\s+)?{NUM_WORDS}\s+(?:\w+\s+)?{UNIT})\b"),
-    "history_dur": re.compile(rf"\b({NUM_WORDS}[- ](?:minute|hour|day|week|month|year))[- ]history\b"),  # "a 3-week history of"
-    "ago": re.compile(rf"\b((?:about\s+|around\s+)?{NUM_WORDS}\s+{UNIT}\s+ago)\b"),
-    "since": re.compile(rf"\b(since\s+(?:yesterday|last\s+\w+|this\s+(?:morning|afternoon|evening)|the\s+weekend|{DAYS}|"
-                        r"christmas|\d{1,2}\s*(?:am|pm)|\w+ (?:morning|night|evening)))\b"),
-    "started": re.compile(rf"\b(?:started|began|begun|came on|start(?:ing)?|kicked in)\s+((?:about\s+)?(?:yesterday|today|this\s+"
-                          rf"(?:morning|afternoon|evening)|last\s+(?:night|week|month)|on\s+{DAYS}|{DAYS}|overnight|"
-                          r"suddenly|gradually|all of a sudden|out of nowhere|slowly)(?:\s+(?:morning|evening|night|afternoon))?)"),
-    "sudden": re.compile(r"\b(suddenly|all of a sudden|out of nowhere|out of the blue|gradually|slowly|came on quickly)\b"),
-    "location": re.compile(
-        r"\b((?:back|front|top|side|left side|right side|base) of (?:my |the |his |her )?(?:head|neck|chest|tummy|stomach|abdomen))\b"
-        r"|\b(?:in|on|at|behind|around|across|over|under|into)\s+(?:the\s+|my\s+|his\s+|her\s+|their\s+)?("
-        r"(?:(?:left|right|upper|lower|top|bottom|middle|centre|center|front|lower right|lower left|upper right|upper left|"
-        r"both)\s+(?:side\s+of\s+(?:my\s+|the\s+)?)?)?(?:head|forehead|temples?|eyes?|face|jaw|neck|throat|chest|"
-        r"breastbone|ribs?|stomach|tummy|belly|abdomen|lower back|back|shoulders?|arms?|hands?|legs?|knees?|"
-        r"feet|foot|hips?|groin|ears?|side))\b"
-        r"|\b((?:left|right)[- ]sided|one side|both sides|all over)\b"),
-    "character": re.compile(r"\b(throbbing|pounding|pulsating|sharp|stabbing|dull|aching|achy|burning|crushing|tight|tightness|"
-                            r"squeezing|pressing|pressure|heavy|heaviness|cramping|cramp-like|gnawing|shooting|tearing|"
-                            r"colicky|band-like|like a tight band|dry|chesty|productive|itchy|spinning)\b"),
-    "radiation": re.compile(r"\b(?:spreads?|spreading|radiat\w+|goes|going|moves?|moving|travels?|travelling|shoots?|shooting)"
-                            r"\s+(?:up|down|into|to|through|across|round|around)\s+((?:my |the |his |her )?[a-z ]{2,30}?)"
-                            r"(?=[.,;!?]|\s+and\b|\s+when\b|$)"),
-    "no_radiation": re.compile(r"\b(?:doesn'?t|does not|dont|don'?t|not|never)\s+(?:\w+\s+)?(?:spread|radiate|go anywhere|move)"
-                               r"|\bstays? (?:in one place|there|put)\b"),
-    "timing": re.compile(r"\b(constant(?:ly)?|all the time|comes and goes|on and off|off and on|intermittent(?:ly)?|"
-                         r"worse (?:in the )?(?:mornings?|evenings?|at night)|every (?:day|morning|night|evening)|"
-                         r"at night|in the mornings?|first thing)\b"),
-    "aggravating": re.compile(r"\b(?:worse|aggravated|hurts more|bad)\s+(?:when|with|if|after|on|during|by|whenever)\s+"
-                              r"([^.,;!?]{2,40}?)(?=[.,;!?]|\s+and\b|\s+but\b|$)"
-                              r"|\b([a-z][a-z ]{1,30}?)\s+makes?\s+(?:it|the pain|them)\s+worse\b"),
-    "relieving": re.compile(r"\b(?:better|eases?|eased|relieved|settles?|helps?|helped)\s+(?:when|with|if|after|by|from)\s+"
-                            r"([^.,;!?]{2,40}?)(?=[.,;!?]|\s+and\b|\s+but\b|$)"
-                            r"|\b([a-z][a-z ]{1,30}?)\s+(?:helps|helped|makes (?:it|the pain) better|eases it|takes the edge off)\b"
-                            r"|\b(nothing (?:helps|has helped|seems to help|works))\b"),
     "allergy": re.compile(r"\ballergic to\s+([a-z][a-z -]{1,30}?)(?=[.,;!?]|\s+and\b|\s+but\b|$)|\b([a-z-]{3,20}) allergy\b"),
     "no_allergy": re.compile(r"\b(?:no|not any|dont have any|don'?t have any|nkda|no known)\s+(?:known\s+|drug\s+)?allerg\w*"
                              r"|\bnot allergic\b|\bno allergies\b"),
@@ -348,6 +310,15 @@ def find_concepts(text: str, findings: Findings | None = None, *, any_assertion:
     return out
 
 
+def _whole_words(text: str, start: int, end: int) -> str:
+    """``text[start:end]`` widened to whole words (a pattern may stop inside one: "leg weak" in "leg weakness")."""
+    while start > 0 and text[start - 1].isalnum() and text[start].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
+        end += 1
+    return text[start:end]
+
+
 def _sentences(text: str) -> list[tuple[int, str]]:
     out, start = [], 0
     for m in re.finditer(r"[.!?;\n]+", text):
@@ -371,16 +342,6 @@ def _add(lst: list[str], value: str) -> bool:
         lst.append(v)
         return True
     return False
-
-
-def _first(rx: re.Pattern, text: str) -> tuple[str, int, int] | None:
-    m = rx.search(text)
-    if not m:
-        return None
-    for i in range(1, (m.lastindex or 0) + 1):
-        if m.group(i):
-            return m.group(i), m.start(i), m.end(i)
-    return m.group(0), m.start(), m.end()
 
 
 class Extractor:
@@ -449,7 +410,7 @@ class Extractor:
         self.findings = findings
         self.correction = findings.correction  # "sorry, I meant three weeks": the new value replaces the old
         hits = find_concepts(text, findings)
-        self._past(findings)
+        self._past(text, findings)
         drug_spans = [(f.start, f.end) for f in self._named("medication")]  # the analysis already found them
         hits = [h for h in hits if not any(s <= h.start < e or h.start <= s < h.end for s, e in drug_spans)]  # drugs are meds
         before = set(self.filled)
@@ -517,7 +478,8 @@ class Extractor:
             if not val:
                 continue
             if slot in ("hpi.associated", "review") or slot.startswith("ros."):
-                _add(self.h["hpi"].setdefault("associated", []), val)
+                if _add(self.h["hpi"].setdefault("associated", []), val):
+                    self._mark("hpi.associated", st)
             elif slot in ("pmh", "medications", "family_history", "allergies"):
                 dest = "medications" if slot == "pmh" and _MED_WORDS.search(val) else slot
                 if st.endswith("?") or (dest == "medications" and _DRUG_REQUEST.search(body)):
@@ -538,7 +500,10 @@ class Extractor:
         sents = [(o, t) for o, t in _sentences(text) if not is_intro(t.strip())]  # skip "Hello." / "I'm a 45-year-old man."
         if cc is None and present and (is_first or sents):
             first = present[0]
-            self.h["chief_complaint"] = lex.label(first.concept) if first.concept in lex.labels else _clip(first.text, 60)
+            # a reviewed label, else the patient's own words for it, in whole words ("leg weakness", never the bare
+            # pattern span "leg weak")
+            self.h["chief_complaint"] = lex.label(first.concept) if first.concept in lex.labels else _clip(_whole_words(
+                text, first.start, first.end), 60)
             self.h["evidence"].setdefault("chief_complaint", _clip(text, 120))
             self.h["cc_concept"] = first.concept
         elif cc is None and is_first and sents:
@@ -556,8 +521,9 @@ class Extractor:
             if not h.negated:
                 said = _clause_around(text, h.start, h.end)
                 self.h.setdefault("said", {}).setdefault(h.concept, said)  # the patient's words for it
-                _add(self.h["hpi"].setdefault("associated", []), lex.label_as_said(h.concept, said))
-                self._mark("hpi.associated", h.text)
+                new = _add(self.h["hpi"].setdefault("associated", []), lex.label_as_said(h.concept, said))
+                if new and not is_first:  # symptoms named with the complaint (then or again) do not answer "any other symptoms?"
+                    self._mark("hpi.associated", h.text)
 
     def _named(self, kind: str):
         """The turn's findings of a named condition or drug (``condition:asthma``, ``medication:metformin``)."""
@@ -573,66 +539,76 @@ class Extractor:
                and (f.when == "allergy reaction" or f.assertion in ("hypothetical", "historical"))]
         return f" (reaction: {', '.join(dict.fromkeys(got))})" if got else ""
 
-    def _past(self, findings: Findings) -> None:
+    def _past(self, text: str, findings: Findings) -> None:
         """Past episodes (historical findings with their time) go to the past history, never to today's symptoms;
-        an allergy's reaction is kept with the allergy (see _background), not here."""
+        an allergy's reaction is kept with the allergy (see _background), not here. They are kept in the patient's
+        words (the clause, with its time) under ``past_episodes``: an episode of the present story ("a sore throat
+        8 weeks ago") is not an answer to "any medical conditions or operations?", so that question is still asked."""
         for f in findings.items:
             if f.assertion == "historical" and f.kind == "symptom" and f.subject == "patient" and f.when \
-                    and f.when != "allergy reaction":
-                if f.method != "semantic" and _add(self.h["pmh"], f"{f.evidence} ({f.when})"):
-                    self._mark("pmh", f.evidence)
+                    and f.when != "allergy reaction" and f.method != "semantic":
+                said = _clause_around(text, f.start, f.end) if 0 <= f.start < f.end <= len(text) else f.evidence
+                said = third_person(said) or f.evidence
+                if f.when.lower() not in said.lower():
+                    said = f"{said} ({f.when})"
+                past = self.h.setdefault("past_episodes", [])  # type: ignore[typeddict-unknown-key]
+                if not any(f.evidence.lower() in x.lower() for x in past):
+                    _add(past, said)
+
+    def _attributes(self) -> Attributes:
+        """The symptom attributes this turn gives, as the analysis read them (:mod:`chatdoc.clinical.attributes`):
+        those of the turn's current symptom findings (the chief complaint's first), then, for what no finding
+        carries, the turn's own reading (an answer that names no symptom: "about two weeks", "worse at night")."""
+        f = self.findings
+        if f is None:
+            return Attributes()
+        cc = self.h.get("cc_concept")
+        cur = [x for x in f.items if x.kind == "symptom" and x.current and x.method != "semantic"]
+        cur.sort(key=lambda x: (x.concept != cc, x.start))
+        out = Attributes()
+        for x in cur:
+            merge(out, x.attributes)
+        return merge(out, f.attributes)
 
     def _hpi(self, text: str, low: str, last_slot: str | None) -> None:
-        m = RX["severity_num"].search(low)
-        if m and float(m.group(1)) <= 10:
-            v = float(m.group(1))
-            self._set("hpi.severity", int(v) if v.is_integer() else v, text[m.start():m.end()], overwrite=True)
+        a = self._attributes()
+        if a.severity_score is not None and a.severity_score <= 10:
+            v = float(a.severity_score)
+            self._set("hpi.severity", int(v) if v.is_integer() else v, a.severity or text, overwrite=True)
         elif last_slot == "hpi.severity" and (m2 := re.fullmatch(r"\D{0,30}?\b(\d{1,2})\b\D{0,30}", low)) and int(m2.group(1)) <= 10:
-            self._set("hpi.severity", int(m2.group(1)), text)
-        elif (w := _first(RX["severity_word"], low)):
-            self._set("hpi.severity", text[w[1]:w[2]], text[w[1]:w[2]])
-        onset = _first(RX["ago"], low) or _first(RX["since"], low) or _first(RX["started"], low)
-        if onset:
-            self._set("hpi.onset", text[onset[1]:onset[2]], text[onset[1]:onset[2]])
-        sudden = _first(RX["sudden"], low)
-        if sudden:
-            word = text[sudden[1]:sudden[2]]
+            self._set("hpi.severity", int(m2.group(1)), text)  # a bare number answers "0 to 10?"
+        elif a.severity:
+            self._set("hpi.severity", a.severity, a.severity)
+        if a.onset:
+            self._set("hpi.onset", a.onset, a.onset)
+        if a.onset_speed:
+            word = a.onset_speed
             cur = self.h["hpi"].get("onset")
             if cur and word.lower() not in cur.lower():
                 self.h["hpi"]["onset"] = f"{cur}, {word}"
             elif not cur:
                 self._set("hpi.onset", word, word)
             self.filled.add("hpi.onset")
-        dur = _first(RX["duration"], low) or _first(RX["history_dur"], low)
-        if dur is None and self.correction:  # "sorry, I meant three weeks not two": the first duration given
+        dur = a.duration
+        if self.correction and not PATTERNS["duration"].search(low) and not PATTERNS["history_dur"].search(low):
+            # "sorry, I meant three weeks not two": the first duration given (the numbers reader)
             from chatdoc.clinical.numbers import find_quantities
 
             q = next((q for q in find_quantities(text) if q.kind == "duration"), None)
-            dur = (q.raw or q.text, q.start, q.end) if q else None
+            dur = text[q.start:q.end] if q else dur
         if dur:
-            self._set("hpi.duration", text[dur[1]:dur[2]], text[dur[1]:dur[2]])
-        elif onset and RX["ago"].search(low):
-            self._set("hpi.duration", re.sub(r"\s+ago$", "", text[onset[1]:onset[2]], flags=re.I), text[onset[1]:onset[2]])
-        loc = _first(RX["location"], low)
-        if loc:
-            self._set("hpi.location", text[loc[1]:loc[2]], text[loc[1]:loc[2]])
-        ch = _first(RX["character"], low)
-        if ch:
-            self._set("hpi.character", text[ch[1]:ch[2]], text[ch[1]:ch[2]])
-        if RX["no_radiation"].search(low):
+            self._set("hpi.duration", dur, dur)
+        for field, value in (("location", a.site), ("character", a.character)):
+            if value:
+                self._set(f"hpi.{field}", value, value)
+        if a.radiation_denied:
             self._deny("hpi.radiation", text)
-        elif (rad := _first(RX["radiation"], low)):
-            self._set("hpi.radiation", text[rad[1]:rad[2]], text[rad[1]:rad[2]])
-        tm = _first(RX["timing"], low)
-        if tm:
-            self._set("hpi.timing", text[tm[1]:tm[2]], text[tm[1]:tm[2]])
-        for slot in ("aggravating", "relieving"):
-            got = _first(RX[slot], low)
-            if got:
-                s, e = got[1], got[2]
-                cut = max((m.end() for m in re.finditer(r"\b(?:and|but|so|then|because)\s+|,\s*", low[s:e])), default=0)
-                s += cut
-                self._set(f"hpi.{slot}", text[s:e], text[got[1]:got[2]])
+        elif a.radiation:
+            self._set("hpi.radiation", a.radiation, a.radiation)
+        for field in ("timing", "aggravating", "relieving"):
+            value = getattr(a, field)
+            if value:
+                self._set(f"hpi.{field}", value, value)
 
     def _background(self, text: str, low: str, hits: list[Hit]) -> None:
         lex = get_lexicon()
@@ -741,6 +717,13 @@ class Extractor:
             self._unknown(slot, text)
             return
         if kind == "ros" or (kind == "hpi" and field == "associated" and context and (neg or yes)):
+            named = {h.concept for h in find_concepts(text, self.findings) if not h.negated}
+            rest = re.sub(r"^\W*(?:yes|yeah|yep|yup|aye)\b[\s,.!-]*", "", text.strip(), flags=re.I)
+            if yes and not named & set(context) and (named or len(_words(rest)) >= 2):
+                # "Yes, I have abdominal pain" / "Yes, I have pain started" to "any burning when you pass urine?":
+                # the yes is about what the answer itself says (kept from the findings, or in the patient's words
+                # by _capture), not the symptom the question asked about
+                return
             if yes and len(context) > 1:
                 # "yes" to "any chest pain, cough or nausea?" does not say which: only the symptoms the answer
                 # itself names count (_symptoms), never every symptom the question listed
@@ -827,6 +810,8 @@ def is_filled(slot: str, history: History, profile: Profile) -> bool:
     if slot in history["denied"] or slot in history["unknown"]:
         return True
     kind, _, field = slot.partition(".")
+    if slot == "hpi.associated":  # answered, not merely named with the complaint in the opening
+        return slot in history["evidence"]
     if kind == "hpi":
         v = history["hpi"].get(field)
         if field in ("onset", "duration") and not (bool(v) or v == 0):  # "for 3 days" answers "when did it start"

@@ -1,6 +1,7 @@
 """Proactive questioning policy: the most important unfilled item next, one at a time.
 
-Order: triage-changing items (red-flag screening) first, then by priority. An item is skipped when its
+Order: triage-changing items (red-flag screening) first, then by priority; once the triage level is emergency
+(nothing can raise it) the screening items follow the others. An item is skipped when its
 slot is already filled (answered, volunteered earlier, denied or "don't know") or was already asked.
 History taking stops when coverage of the plan reaches ``dialogue.coverage_target``, the question
 budget ``dialogue.max_questions`` (or the persona's own) is spent, or the patient wants to finish.
@@ -53,7 +54,12 @@ def next_question(state: ConsultationState, max_questions: int, coverage_target:
         todo = [it for it in todo if not it.pain_only]
     if not todo:
         return Decision(None, cov)
-    todo.sort(key=lambda it: (not it.triage, -it.priority))
+    if (state.get("triage") or {}).get("level") == "emergency":
+        # already escalated: a red-flag screening question can no longer change the triage level, so the history
+        # the receiving team needs (onset, other symptoms, background) comes first, screening after it
+        todo.sort(key=lambda it: (it.triage, -it.priority))
+    else:
+        todo.sort(key=lambda it: (not it.triage, -it.priority))
     remaining = budget(state, max_questions, persona_max) - len(asked)
     core = [it for it in todo if it.core]
     if core and remaining <= len(core):

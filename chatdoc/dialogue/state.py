@@ -76,6 +76,7 @@ class History(TypedDict):
     notes_neg: NotRequired[list[str]]  # background denials ("no" to PMH/medications/allergies/FH questions)
     notes: NotRequired[list[str]]  # verbatim answers to questions about a normal state
     other: NotRequired[list[str]]  # other things the patient said that fit no slot
+    past_episodes: NotRequired[list[str]]  # earlier episodes of the present illness, in the patient's words with when
     not_used: NotRequired[list[str]]  # typed as another speaker's words or as instructions: never a fact
     narrative: NotRequired[str]  # external transcripts only: the patient's own substantive sentences
 

@@ -98,7 +98,8 @@ def structured(state: ConsultationState) -> dict[str, Any]:
         "patient": {k: v for k, v in {"age_years": profile.get("age_years"), "sex": profile.get("sex"),
                                       "pregnant": profile.get("pregnant")}.items() if v is not None},
         "hpi": hpi,
-        "pmh": lst("pmh"),
+        # past episodes (historical findings, in the patient's words with their time) follow the conditions
+        "pmh": lst("pmh") + [x for x in (h.get("past_episodes") or []) if x not in h["pmh"]],
         "medications": lst("medications"),
         "allergies": lst("allergies"),
         "family_history": lst("family_history"),
