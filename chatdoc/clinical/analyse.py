@@ -37,7 +37,13 @@ _CARER_OPENING = re.compile(
 _FIRST_PERSON_SYMPTOM = re.compile(r"\b(?:i(?:'?ve| have| am|'?m)? (?:got|have|had|been|feel|am)|my (?:head|chest|throat|stomach|tummy|back|leg|arm))\b", re.I)
 _CORRECTION = re.compile(r"\b(?:sorry,? i (?:meant|mean|said)|i meant\b|i mean\b|actually\b|correction\b|no wait\b|"
                          r"not (?:\w+ ){0,3}(?:i|as i) said\b|i said (?:\w+ ){0,4}but\b|i was wrong\b|let me correct|to correct\b|"
-                         r"scratch that\b|i got (?:that|it) wrong|i should have said)", re.I)
+                         r"scratch that\b|i got (?:that|it) wrong|i should have said|"
+                         r"\b(?:read|got|said|wrote|typed) (?:it|that) wrong\b|\bmisread\b|\bmy mistake\b|\btypo\b|"
+                         r"\bsorry,? (?:it'?s|it is|it was|he'?s|she'?s|they'?re|i'?m)\b|"
+                         r"\b(?:it'?s|it is|it was|he'?s|she'?s|they'?re) (?:more like |actually )?[\w.'-]+(?: [\w.'-]+){0,2},? "
+                         r"not (?:the |my |a )?[\w.'-]+\W*$)", re.I)
+#: the correction cue ("sorry, I meant ...", "it's 38.4 not 38.2"): one home, also read by the reply composer
+CORRECTION_CUE = _CORRECTION
 _QUESTION = re.compile(r"^\W*(?:can|could|may|might|should|shall|would|will|is|are|am|do|does|did|what|which|how|why|when|"
                        r"where|must|any chance)\b", re.I)
 _ALLERGY = re.compile(r"\b(?:allerg\w*|reaction to|reacts? to|intoleran\w*|sensitive to)\b", re.I)

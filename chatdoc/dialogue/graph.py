@@ -43,7 +43,7 @@ from chatdoc.dialogue.extract import NEG_ANSWER, extract_turn, is_filled, wants_
 from chatdoc.dialogue.personas import get_persona
 from chatdoc.dialogue.policy import next_question
 from chatdoc.dialogue.questions import choose_set, plan
-from chatdoc.clinical.analyse import _CORRECTION as CORRECTION_CUE  # TODO export
+from chatdoc.clinical.analyse import CORRECTION_CUE
 from chatdoc.dialogue.answers import answer as answer_question
 from chatdoc.dialogue.answers import classify as classify_question
 from chatdoc.dialogue.respond import Budget, acknowledge, grounded_generate, word_question
@@ -257,17 +257,27 @@ def _decide(state: ConsultationState, text: str, request_kind: str, finish: bool
     if request_kind != "ok":
         return "refuse", None
     if state["triage"]["level"] == "emergency" and not state.get("escalation_shown"):
-        return "escalate", None
+        # the emergency instruction, and the next history question for the team receiving the patient (the
+        # turn is not spent on the instruction alone)
+        return "escalate", _next_slot(state, finish)
     if state.get("phase") == "advice":
         return ("close" if finish or _is_no(text) else "advise"), None
     if finish and state.get("advice_given"):
         return "close", None
     if state["history"].get("chief_complaint") is None:
         return "ask", None
+    slot = _next_slot(state, finish)
+    return ("ask", slot) if slot is not None else ("advise", None)
+
+
+def _next_slot(state: ConsultationState, finish: bool) -> str | None:
+    """The question policy's next slot (None: nothing left to ask)."""
+    if state["history"].get("chief_complaint") is None:
+        return None
     s = get_settings().dialogue
     d = next_question(state, s.max_questions, s.coverage_target, get_persona(state.get("persona")).max_questions,
                       wants_finish=finish)
-    return ("ask", d.item.slot) if d.item is not None else ("advise", None)
+    return d.item.slot if d.item is not None else None
 
 
 def _is_no(text: str) -> bool:
@@ -341,7 +351,19 @@ def escalate(state: ConsultationState, runtime: Runtime[RunContext]) -> Update:
     else:
         out.add(ReplyPart(kind="emergency", text=wording("dialogue.emergency_flagged"), source="template", reasons=[]))
         # the patient's questions still get an answer, at the emergency level
-        _opening(state, runtime, Budget(_ctx(runtime).model_budget_s), out, ack=False)
+        budget = Budget(_ctx(runtime).model_budget_s)
+        _opening(state, runtime, budget, out, ack=False)
+        slot = (state.get("turn") or {}).get("slot")
+        item = next((it for it in plan(state["history"]["complaint_set"]) if it.slot == slot), None) if slot else None
+        if item is not None:  # the history goes on while help is on its way
+            persona = get_persona(state.get("persona"))
+            w = word_question(item, persona, state.get("messages", []), adapter=state.get("adapter"),
+                              use_model=False, backend=None, red_flag=True, recent_outputs=[])
+            out.add(ReplyPart(kind="question", text=w.text, source=w.source, reasons=w.reasons))
+            log = QuestionLog(slot=item.slot, turn=len(patient_turns(state)), text=w.text, source=w.source,
+                              answered=False)
+            return _deliver(state, runtime, _reply("emergency", out.parts, item.slot), {
+                "escalation_shown": True, "phase": "escalated", "last_slot": item.slot, "question_log": [log]}, out)
         draft = _reply("emergency", out.parts)
     return _deliver(state, runtime, draft, {
         "escalation_shown": tri["level"] == "emergency" or bool(state.get("escalation_shown")),

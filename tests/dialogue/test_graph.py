@@ -57,14 +57,17 @@ def test_turn_path_keeps_only_the_record_and_no_scratch():
     assert out["reply"]["text"].endswith("Take care.")
 
 
-def test_emergency_streams_banner_first_then_the_whole_reply():
+def test_emergency_streams_banner_first_then_the_reply_part_by_part():
     c = Consultation()
     c.say("I have a headache")
     chunks = list(c.graph.stream(Command(resume={"text": "It's the worst headache of my life and came on suddenly"}),
                                  c.cfg, context=c.ctx, stream_mode="custom", durability="exit"))
     assert list(chunks[0]) == ["banner"] and "999" in chunks[0]["banner"]
-    assert chunks[1:] == [{"token": c.saved()["reply"]["text"]}]
     st = c.saved()
+    assert "".join(ch["token"] for ch in chunks[1:]) == st["reply"]["text"]
+    kinds = [p["kind"] for p in st["reply"]["parts"]]
+    assert kinds == ["emergency", "question"]  # the instruction, then the history goes on while help comes
+    assert st["question_log"][-1]["text"] == st["reply"]["parts"][-1]["text"]
     assert st["phase"] == "escalated" and st["flagged"] and st["triage"]["level"] == "emergency"
     assert st["messages"][-1]["text"].startswith(chunks[0]["banner"])
     flag = st["triage"]["red_flags"][0]
