@@ -158,11 +158,26 @@ def intake(state: ConsultationState) -> Update:
     clarify = action == "ask" and _unclear(now, text)
     if clarify:
         slot = now.get("last_slot")
-    questions = [q for q in turn.questions if _real_question(q)]
+    last_doctor = next((m["text"] for m in reversed(state.get("messages") or []) if m["role"] == "doctor"), "")
+    questions = [q for q in turn.questions if _real_question(q) and not _echo_question(q, last_doctor)]
     update["turn"] = TurnPlan(action=action, slot=slot, request_kind=request_kind, questions=questions,
                               correction=turn.correction and _corrects(text, turn.questions), clarify=clarify,
                               substantive=_substantive(text, questions) and not wants_finish(text))
     return update
+
+
+def _echo_question(q: str, last_doctor: str) -> bool:
+    """The patient checking or repeating a term before answering ("pins and needles? kind of ..."): a fragment
+    of at most four words without a question word, or of five whose words are all in the assistant's last message."""
+    words = re.findall(r"[a-z']+", q.lower())
+    if not words or len(words) > 5 or _QWORD.match(q.strip().lower()):
+        return False
+    said = set(re.findall(r"[a-z']+", last_doctor.lower()))
+    return len(words) <= 4 or all(w in said or len(w) <= 2 for w in words)
+
+
+_QWORD = re.compile(r"^\W*(?:what|how|why|when|where|who|which|can|could|should|shall|would|will|is|are|am|do|does|did|"
+                    r"have|has|may|might)\b")
 
 
 def _real_question(q: str) -> bool:
@@ -181,17 +196,24 @@ def _corrects(text: str, questions: list[str]) -> bool:
     return bool(CORRECTION_CUE.search(rest))
 
 
-_HEDGE = re.compile(r"\b(?:sort of|kind of|kinda|sorta|maybe|i guess|i suppose|perhaps|possibly|hard to say|it depends|"
-                    r"not (?:really )?sure|dunno|hmm+|ish)\b", re.I)
+_HEDGE = re.compile(r"\b(?:sort of|kind of|kinda|sorta|maybe|i guess|i suppose|perhaps|possibly|hard to (?:say|tell|see)|"
+                    r"it depends|depends|not (?:really )?sure|dunno|hmm+|erm+|um+|ish|i think so|not really|"
+                    r"sometimes)\b", re.I)
+
+
+_UNSURE = re.compile(r"\b(?:not (?:really )?sure|hard to (?:say|tell|see)|i dunno|dunno|i think so\?|no idea)\b", re.I)
 
 
 def _unclear(state: ConsultationState, text: str) -> bool:
     """The answer to the last question was a short hedge the history could not use: ask it once more (once)."""
     slot = state.get("last_slot")
-    if not slot or len(text.split()) > 8 or not _HEDGE.search(text) or is_filled(slot, state["history"], state.get("profile") or {}):
+    if not slot or len(text.split()) > 20 or not _HEDGE.search(text):
         return False
-    if slot in (state["history"].get("unknown") or []):
-        return False  # "I don't know" is an answer
+    if is_filled(slot, state["history"], state.get("profile") or {}) and len(_HEDGE.findall(text)) < 2 \
+            and not _UNSURE.search(text):
+        return False  # one "maybe" inside a usable answer is an answer
+    if slot in (state["history"].get("unknown") or []) and len(_HEDGE.findall(text)) < 2:
+        return False  # "I don't know" is an answer; "not sure, maybe sometimes" is not clear
     return sum(1 for q in state.get("question_log") or [] if q["slot"] == slot) < 2
 
 

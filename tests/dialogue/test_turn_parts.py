@@ -63,3 +63,18 @@ def test_reply_parts_stream_in_order_and_add_up_to_the_reply(svc):
     done = events[-1]
     assert done.kind == "done" and len(tokens) == len([p for p in done.reply.parts if p["text"]]) >= 2
     assert "".join(tokens) == done.reply.reply
+
+
+def test_a_term_repeated_before_the_answer_is_not_a_question_to_answer(svc):
+    sid = _start(svc)
+    svc.send_message(sid, "I've had a rash on my arm for a week")
+    r = svc.send_message(sid, "itchy? yes, a bit, mostly at night")
+    assert not [p for p in r.parts if p["kind"] == "answer"], r.reply
+
+
+def test_a_hedged_answer_is_clarified_even_when_something_was_recorded(svc):
+    sid = _start(svc)
+    r1 = svc.send_message(sid, "I've had a cough for two weeks")
+    r2 = svc.send_message(sid, "erm, not sure really, maybe sometimes")
+    assert any("sure I have this right" in p["text"] for p in r2.parts), r2.reply
+    assert r2.parts[-1]["text"] == r1.parts[-1]["text"]
