@@ -140,7 +140,7 @@ def model_part_counts(replies: list[CompareReply]) -> tuple[int, int]:
         for p in r.parts:
             if p.get("kind") not in ("ack", "question", "answer"):
                 continue
-            rejected = [x for x in p.get("reasons") or [] if x not in ("budget", "engine_unavailable", "model_busy")]
+            rejected = [x for x in p.get("reasons") or [] if x not in ("budget", "engine_unavailable", "model_busy", "adapter_unavailable")]
             if p.get("source") == "model" or rejected:
                 tried += 1
                 used += p.get("source") == "model"

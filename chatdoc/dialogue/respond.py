@@ -107,7 +107,7 @@ def run_job(backend: Any, job: jobs.Job, system: str, turns: list, *, adapter: s
 
     ``turns``: ``chatdoc.llm.Turn`` objects, oldest first. The prompt is the runtime consultation format with
     the job's system text (byte-identical to the fine-tuning data, see ``chatdoc.train.tasks``)."""
-    from chatdoc.llm import EngineUnavailable, GenerationRequest
+    from chatdoc.llm import AdapterError, EngineUnavailable, GenerationRequest
 
     if budget is not None and budget.left() < 0.25:
         return None, "budget"
@@ -124,6 +124,9 @@ def run_job(backend: Any, job: jobs.Job, system: str, turns: list, *, adapter: s
         res = backend.generate(req, cancel=cancel) if cancellable else backend.generate(req)
     except EngineUnavailable as e:
         raise e
+    except AdapterError as e:  # e.g. the engine does not serve this adapter: the turn goes on with the templates
+        logger.warning("model part not available (adapter): {}", e)
+        return None, "adapter_unavailable"
     finally:
         if timer:
             timer.cancel()

@@ -353,6 +353,7 @@ def single_question(doctor: str) -> str | None:
 
 def question_examples(convs, personas: Personas, stats: Counter) -> Iterator[Example]:
     from chatdoc.dialogue.personas import to_parent
+    from chatdoc.dialogue.respond import accept
 
     items = bank_items()
     for conv in convs:
@@ -370,8 +371,8 @@ def question_examples(convs, personas: Personas, stats: Counter) -> Iterator[Exa
             key = f"{conv.id}#{k}"
             p = _persona_for(key)
             target = to_parent(q) if p == "paediatric" else q
-            if not names_item(target, item):
-                continue
+            if not accept(target, item, audience="parent" if p == "paediatric" else "self"):
+                continue  # the run-time acceptance check: names the topic, asks the person in the chat
             stats[f"question/{conv.source}/real"] += 1
             yield Example(f"question-{key}-{p}", "question", conv.source, conv.id,
                           question_system(personas.system(p), Personas.who(p), item.topic or item.slot),

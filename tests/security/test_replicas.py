@@ -115,7 +115,7 @@ def test_behind_nginx_streaming_logins_and_staff_work(proxy, auth_app, new_page)
 
 
 # ------------------------------------------------------------------------------------------ replicas + one engine
-SHIPPED = "consult-gemma3-270m"
+SHIPPED = "consult-gemma3-270m-v2"  # the default adapter (adapters.active)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,9 @@ def engine_replicas(engine, tmp_path_factory, redis_url):
         env = {**_auth_env(redis_url, data), **env_model, "CHATDOC_REDIS_KEY_PREFIX": "scaleout",
                "CHATDOC_PRIVACY_KEY": "ab" * 32,  # the replicas' shared pseudonym key
                "CHATDOC_DIALOGUE_USE_MODEL_WORDING": "true", "CHATDOC_DIALOGUE_WORDING_ATTEMPTS": "1",
-               "CHATDOC_DIALOGUE_WORDING_MAX_NEW_TOKENS": "24", "CHATDOC_MODEL_REMOTE_TIMEOUT_S": "60"}
+               "CHATDOC_DIALOGUE_WORDING_MAX_NEW_TOKENS": "24", "CHATDOC_MODEL_REMOTE_TIMEOUT_S": "60",
+               # no per-turn time budget: this test is about which engine the model parts go through
+               "CHATDOC_DIALOGUE_MODEL_BUDGET_S": "60"}
         apps.append(AppProcess(env=env, log_path=REPO_ROOT / "artifacts" / f"security-{name}.log", warm=True))
     errors = []
 

@@ -60,7 +60,9 @@ def app(chatdoc_redis_env, monkeypatch):
 
     users = [{"username": STAFF[0], "password_hash": hash_password(STAFF[1], rounds=4), "role": "staff"}]
     for k, v in {"CHATDOC_UI_USERS": json.dumps(users), "CHATDOC_UI_CONCURRENCY_LIMIT": "1",
-                 "CHATDOC_DIALOGUE_USE_MODEL_WORDING": "true", "CHATDOC_DIALOGUE_WORDING_ATTEMPTS": "1"}.items():
+                 "CHATDOC_DIALOGUE_USE_MODEL_WORDING": "true", "CHATDOC_DIALOGUE_WORDING_ATTEMPTS": "1",
+                 # one model job per turn (the question) and no time budget: this test is about the queue
+                 "CHATDOC_DIALOGUE_ACKNOWLEDGE": "false", "CHATDOC_DIALOGUE_MODEL_BUDGET_S": "60"}.items():
         monkeypatch.setenv(k, v)
     get_settings.cache_clear()
     s = get_settings()

@@ -183,7 +183,7 @@ def score(results: list[dict[str, Any]]) -> dict[str, Any]:
                 k = p.get("kind")
                 reasons = p.get("reasons") or []
                 if k in ("ack", "question") or (k == "answer" and p.get("handling") == "grounded"):
-                    tried = p.get("source") == "model" or any(x not in ("budget", "engine_unavailable", "model_busy")
+                    tried = p.get("source") == "model" or any(x not in ("budget", "engine_unavailable", "model_busy", "adapter_unavailable")
                                                                for x in reasons)
                     if p.get("source") == "model" or tried:
                         c[f"model_{k}_attempted"] += 1
