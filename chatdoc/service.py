@@ -135,12 +135,14 @@ class CompareReply(BaseModel):
 def model_part_counts(replies: list[CompareReply]) -> tuple[int, int]:
     """(model parts used, model parts attempted) over ``replies``: acknowledgements, questions, grounded answers.
     An attempt is a part the model worded, or one whose template replaced a rejected model output."""
+    from chatdoc.dialogue.respond import NOT_TRIED
+
     used = tried = 0
     for r in replies:
         for p in r.parts:
             if p.get("kind") not in ("ack", "question", "answer"):
                 continue
-            rejected = [x for x in p.get("reasons") or [] if x not in ("budget", "engine_unavailable", "model_busy", "adapter_unavailable")]
+            rejected = [x for x in p.get("reasons") or [] if x not in NOT_TRIED]
             if p.get("source") == "model" or rejected:
                 tried += 1
                 used += p.get("source") == "model"

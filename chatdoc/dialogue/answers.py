@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
+from chatdoc.knowledge.answer import TIME_SPAN
 from chatdoc.texts import text as wording
 
 QClass = Literal["worry", "what_to_do", "can_i", "what_is", "how_long", "practical", "dose", "diagnosis", "other"]
@@ -93,8 +94,6 @@ _PATTERNS: list[tuple[QClass, re.Pattern[str]]] = [
         r"(?:\w+ ){0,3}(?:spread|caught|treated|diagnosed|tested|cured|passed)\b|\bhow do you (?:get|catch|treat)\b"
         r"|\bthe same (?:thing )?as\b|\bdifference between\b", re.I)),
 ]
-_TIME_SPAN = re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|ten|a few|several)(?:\s*(?:to|-|or)\s*\w+)?\s+"
-                        r"(?:days?|weeks?|months?|years?|hours?)\b|\blasts?\b|\bgoes away\b|\bclears? up\b", re.I)
 _LEVELS = ("emergency", "urgent", "routine", "self_care")
 
 
@@ -146,7 +145,7 @@ def answer(question: str, *, level: str | None, grounded: Callable[[str], object
         return Answer(question, cls, _by_level(cls, lvl, locale), "answered")
     # knowledge: what_is, how_long, other
     ga = grounded(question) if grounded is not None else None
-    if ga is not None and cls == "how_long" and not _TIME_SPAN.search(getattr(ga, "text", "")):
+    if ga is not None and cls == "how_long" and not TIME_SPAN.search(getattr(ga, "text", "")):
         ga.supported, ga.reason = False, "the passage gives no time span"  # a quote that does not answer it
     if ga is not None and getattr(ga, "text", "") and getattr(ga, "supported", False):
         source_line = wording("answers.knowledge.source", title=ga.title or "NIH", url=ga.url or "")

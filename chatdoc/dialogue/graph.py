@@ -190,10 +190,7 @@ def _real_question(q: str) -> bool:
 
 def _corrects(text: str, questions: list[str]) -> bool:
     """The correction cue is in what the patient states, not in one of their questions ("what actually is ...?")."""
-    rest = text
-    for q in questions:
-        rest = rest.replace(q, " ")
-    return bool(CORRECTION_CUE.search(rest))
+    return bool(CORRECTION_CUE.search(_without(text, questions)))
 
 
 _HEDGE = re.compile(r"\b(?:sort of|kind of|kinda|sorta|maybe|i guess|i suppose|perhaps|possibly|hard to (?:say|tell|see)|"
@@ -219,10 +216,14 @@ def _unclear(state: ConsultationState, text: str) -> bool:
 
 def _substantive(text: str, questions: list[str]) -> bool:
     """Something besides the questions (worth acknowledging)."""
-    rest = text
+    return len(re.findall(r"[A-Za-z]{2,}", _without(text, questions))) >= 1
+
+
+def _without(text: str, questions: list[str]) -> str:
+    """The turn's text with its question sentences taken out."""
     for q in questions:
-        rest = rest.replace(q, " ")
-    return len(re.findall(r"[A-Za-z]{2,}", rest)) >= 1
+        text = text.replace(q, " ")
+    return text
 
 
 def _analyse(state: ConsultationState, text: str) -> list[Findings]:

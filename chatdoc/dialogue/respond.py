@@ -84,11 +84,15 @@ def _echo(question: str, patient: str, n: int = 4) -> bool:
 
 
 def _clean(raw: str) -> str:
-    t = raw.strip().split("\n")[0].strip().strip('"').strip()
-    t = re.sub(r"^(?:doctor|dr|assistant)\s*:\s*", "", t, flags=re.I)
+    """The model's question: its first line without a speaker label, cut after the first "?"."""
+    t = _clean_sentence(raw)
     if "?" in t:
         t = t[: t.index("?") + 1]
     return t
+
+
+#: reasons a model part was not attempted at all (out of time, engine or adapter not there): not a refusal by a check
+NOT_TRIED = frozenset({"budget", "engine_unavailable", "model_busy", "adapter_unavailable"})
 
 
 class Budget:
@@ -342,6 +346,7 @@ def acknowledge(patient_text: str, persona: Persona, turns: list[dict], *, corre
 
 
 def _clean_sentence(raw: str) -> str:
+    """The model's first line without quotes or a speaker label ("Doctor:")."""
     t = raw.strip().split("\n")[0].strip().strip('"').strip()
     t = re.sub(r"^(?:doctor|dr|assistant)\s*:\s*", "", t, flags=re.I)
     return t

@@ -83,7 +83,8 @@ def is_safe_sentence(sentence: str) -> bool:
 
 _HOW_LONG = re.compile(r"\bhow long\b|\bwhen will (?:it|this|they|the \w+) (?:go|get better|clear|stop|heal)\b|"
                        r"\bgo away\b|\bget better\b|\bclear up\b|\blast\b", re.I)
-_SPAN = re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|ten|few|several)(?:\s*(?:to|-|or)\s*\w+)?\s+"
+#: a sentence that states how long something lasts (also what a "how long" answer must contain: dialogue.answers)
+TIME_SPAN = re.compile(r"\b(?:\d+|one|two|three|four|five|six|seven|ten|few|several)(?:\s*(?:to|-|or)\s*\w+)?\s+"
                    r"(?:days?|weeks?|months?|years?|hours?)\b|\blasts?\b|\bgoes away\b|\bclears? up\b", re.I)
 _TITLE_RUN = re.compile(r"^(?:[A-Z][\w'-]*\s+){3,}")
 
@@ -122,7 +123,7 @@ def _ranked(question: str, passages: list[Passage]) -> list[tuple[float, float, 
     v = encode([question, *[s for _, _, s in items]])
     sims = v[1:] @ v[0]
     timed = bool(_HOW_LONG.search(question))  # "how long ...?": a sentence that gives a time span answers it
-    out = [(float(sim) + 0.5 * p.score + (0.15 if timed and _SPAN.search(s) else 0.0), float(sim), p, i, s)
+    out = [(float(sim) + 0.5 * p.score + (0.15 if timed and TIME_SPAN.search(s) else 0.0), float(sim), p, i, s)
            for sim, (p, i, s) in zip(sims, items)]
     return sorted(out, key=lambda t: -t[0])
 

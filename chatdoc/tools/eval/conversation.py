@@ -169,6 +169,8 @@ def run_case(case: dict[str, Any], service) -> dict[str, Any]:
 
 
 def score(results: list[dict[str, Any]]) -> dict[str, Any]:
+    from chatdoc.dialogue.respond import NOT_TRIED
+
     c: Counter = Counter()
     samples: list[dict[str, Any]] = []
     unsaid_examples: list[dict[str, Any]] = []
@@ -183,8 +185,7 @@ def score(results: list[dict[str, Any]]) -> dict[str, Any]:
                 k = p.get("kind")
                 reasons = p.get("reasons") or []
                 if k in ("ack", "question") or (k == "answer" and p.get("handling") == "grounded"):
-                    tried = p.get("source") == "model" or any(x not in ("budget", "engine_unavailable", "model_busy", "adapter_unavailable")
-                                                               for x in reasons)
+                    tried = p.get("source") == "model" or any(x not in NOT_TRIED for x in reasons)
                     if p.get("source") == "model" or tried:
                         c[f"model_{k}_attempted"] += 1
                         c[f"model_{k}_accepted"] += p.get("source") == "model"
